@@ -1,0 +1,1 @@
+"""Adapters: one module per raw format, each returning an :class:`~argusrec.data.adapters.base.EventSource`."""
