@@ -34,7 +34,7 @@ class DataError(ArgusrecError):
             where.append(f"line {line}")
         if column is not None:
             where.append(f"column {column!r}")
-        text = (": ".join([", ".join(where), message]) if where else message)
+        text = ": ".join([", ".join(where), message]) if where else message
         if hint:
             text += f" ({hint})"
         super().__init__(text)

@@ -100,7 +100,12 @@ class SequenceStore:
                     file=str(events / f"{name}.npy"),
                 )
         return cls(
-            schema=schema, offsets=offsets, columns=columns, n_items=manifest["n_items"], manifest=manifest, path=path
+            schema=schema,
+            offsets=offsets,
+            columns=columns,
+            n_items=manifest["n_items"],
+            manifest=manifest,
+            path=path,
         )
 
     @classmethod
@@ -187,3 +192,37 @@ def _load(path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="r")
     except (ValueError, OSError) as e:
         raise DataError(f"cannot read store array ({e}); the file is corrupted", file=str(path)) from None
+
+
+class NpyAppender:
+    """Writes a 1-D ``.npy`` file whose length is known only at the end: append chunks, then close.
+
+    A fixed-size header is reserved up front and rewritten on :meth:`close`, so arrays of any length
+    stream to disk without holding them in memory.
+    """
+
+    HEADER_BYTES = 128
+
+    def __init__(self, path: Path, dtype: np.dtype) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.length = 0
+        self._file = open(path, "wb")
+        self._file.write(b"\0" * self.HEADER_BYTES)
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        self._file.write(memoryview(values).cast("B"))
+        self.length += len(values)
+
+    def close(self) -> None:
+        descr = np.lib.format.dtype_to_descr(self.dtype)
+        header = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': ({self.length},), }}"
+        # magic (6) + version (2) + header length (2) + header padded with spaces and a newline
+        pad = self.HEADER_BYTES - 10 - len(header) - 1
+        blob = b"\x93NUMPY\x01\x00" + (self.HEADER_BYTES - 10).to_bytes(2, "little")
+        blob += (header + " " * pad + "\n").encode("latin1")
+        assert len(blob) == self.HEADER_BYTES
+        self._file.seek(0)
+        self._file.write(blob)
+        self._file.close()

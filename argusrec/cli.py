@@ -1,0 +1,180 @@
+"""The ``argusrec`` command line. Thin: parse options, call a recipe, print the result.
+
+Errors the user can fix (:class:`~argusrec.errors.ArgusrecError`, invalid configs) are printed as one
+message and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+
+from argusrec.errors import ArgusrecError
+
+app = typer.Typer(
+    help="argusrec: train, evaluate and serve generative transformer recommenders (ARGUS, HSTU, SASRec...).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Simulate, prepare and describe datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _progress(no_progress: bool) -> bool:
+    return not no_progress and sys.stderr.isatty()
+
+
+@data_app.command("simulate")
+def data_simulate(
+    output: Path = typer.Option(..., "--output", "-o", help="Directory of the prepared dataset to write."),
+    events: int = typer.Option(200_000, "--events", "-n", help="Number of events to simulate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same dataset."),
+    users: Optional[int] = typer.Option(None, "--users", help="Number of users (default: from --events)."),
+    items: Optional[int] = typer.Option(None, "--items", help="Catalog size (default: from --events)."),
+    days: Optional[int] = typer.Option(None, "--days", help="Length of the simulated period in days."),
+    raw: Optional[Path] = typer.Option(None, "--raw", help="Also write the raw event log to this Parquet file."),
+    no_latent: bool = typer.Option(False, "--no-latent", help="Do not store the simulator's ground truth."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Simulate a music-streaming service (context, items, feedback) and prepare it."""
+    from argusrec.data.simulate import SimulationConfig
+    from argusrec.recipes.data import simulate
+
+    overrides = {"n_users": users, "n_items": items, "days": days}
+    config = SimulationConfig(n_events=events, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    report = simulate(
+        config, output, raw=raw, latent=not no_latent, overwrite=overwrite, progress=_progress(no_progress)
+    )
+    _print_report(report)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    source: str = typer.Option(..., "--source", "-s", help="movielens | amazon | yambda | kuairand | generic"),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory of the prepared dataset to write."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Raw file, folder or zip."),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="MovieLens dataset to download when not cached (ml-100k, ml-1m, ...)."
+    ),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Download cache (default ~/.cache/argusrec)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Generic source: YAML/JSON column map."),
+    column: list[str] = typer.Option([], "--column", help="Generic: canonical=raw, e.g. user_id=uid (repeat)."),
+    context: list[str] = typer.Option([], "--context", help="Generic: a context column (repeat)."),
+    feedback: list[str] = typer.Option([], "--feedback", help="Generic: name:binary|continuous (repeat)."),
+    item_feature: list[str] = typer.Option([], "--item-feature", help="Generic: an item feature column (repeat)."),
+    request_id: Optional[str] = typer.Option(None, "--request-id", help="Generic: column grouping shown items."),
+    timestamp_unit: Optional[str] = typer.Option(None, "--timestamp-unit", help="Generic: s|ms|us|ns|datetime."),
+    separator: Optional[str] = typer.Option(None, "--sep", help="Generic CSV: field separator (default: sniffed)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on the first bad row instead of skipping it."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Write skipped rows to this CSV file."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", help="User-hash partitions (default: auto)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Read raw data in its original format and write a prepared dataset (sequence store)."""
+    from argusrec.recipes.data import open_source, prepare
+
+    generic = None
+    if source == "generic":
+        generic = _generic_config(config, column, context, feedback, item_feature, request_id, timestamp_unit, separator)
+    elif config or column or context or feedback or item_feature or request_id or timestamp_unit or separator:
+        raise ArgusrecError("--config/--column/--context/--feedback/... apply to --source generic only")
+    progress = _progress(no_progress)
+    src = open_source(source, input, dataset=dataset, generic=generic, cache_dir=cache_dir, progress=progress)
+    report = prepare(
+        src, output, strict=strict, rejects=rejects, overwrite=overwrite, partitions=partitions, progress=progress
+    )
+    _print_report(report, rejects)
+
+
+def _generic_config(config, column, context, feedback, item_feature, request_id, timestamp_unit, separator):  # noqa: ANN001, ANN202
+    from argusrec.data.adapters.generic import GenericConfig
+
+    cli = {
+        "maps": column,
+        "context": context,
+        "feedback": feedback,
+        "item_features": item_feature,
+        "request_id": request_id,
+        "timestamp_unit": timestamp_unit,
+        "separator": separator,
+    }
+    if config is not None:
+        base = GenericConfig.from_file(config)
+        given = {k: v for k, v in cli.items() if v}
+        if given:
+            raise ArgusrecError(f"give the column map either in --config or on the command line, not both: {sorted(given)}")
+        return base
+    return GenericConfig.from_cli(**cli)
+
+
+@data_app.command("describe")
+def data_describe(
+    path: Path = typer.Argument(..., help="A prepared dataset directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Users, items, events, time span and per-column statistics of a prepared dataset."""
+    from argusrec.data.describe import render
+    from argusrec.recipes.data import summarize
+
+    summary = summarize(path)
+    typer.echo(json.dumps(summary, indent=2) if as_json else render(summary))
+
+
+@app.command("quickstart")
+def quickstart(
+    output: Path = typer.Option(Path("runs/quickstart"), "--output", "-o", help="Where the quickstart writes."),
+    events: int = typer.Option(200_000, "--events", "-n", help="Events to simulate."),
+    seed: int = typer.Option(0, "--seed"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """The main job on the embedded default: simulate a small streaming service, prepare it, describe it."""
+    from argusrec.data.describe import render
+    from argusrec.data.simulate import SimulationConfig
+    from argusrec.recipes.data import simulate, summarize
+
+    data_dir = output / "data"
+    typer.echo(f"simulating {events:,} events of a streaming service (seed {seed}) -> {data_dir}")
+    report = simulate(
+        SimulationConfig(n_events=events, seed=seed), data_dir, overwrite=True, progress=_progress(no_progress)
+    )
+    _print_report(report)
+    typer.echo("")
+    typer.echo(render(summarize(data_dir)))
+    typer.echo(f"\nprepared dataset: {data_dir}  (inspect again with `argusrec data describe {data_dir}`)")
+
+
+def _print_report(report, rejects: Path | None = None) -> None:  # noqa: ANN001
+    rate = report.events_per_s
+    typer.echo(
+        f"wrote {report.path}: {report.n_users:,} users, {report.n_items:,} items, {report.n_events:,} events "
+        f"({report.seconds:.1f} s, {rate:,.0f} input rows/s)"
+    )
+    if report.rejected:
+        total = sum(report.rejected.values())
+        detail = ", ".join(f"{k}: {v:,}" for k, v in report.rejected.items())
+        where = f"; written to {rejects}" if rejects else "; pass --rejects FILE to see them"
+        typer.echo(f"skipped {total:,} of {report.input_rows:,} input rows ({detail}){where}")
+
+
+def main() -> None:
+    """Console entry point: user errors become a message and exit status 2."""
+    try:
+        app()
+    except ArgusrecError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
+    except ValidationError as e:
+        typer.echo(f"error: invalid configuration:\n{e}", err=True)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
