@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 
+from argusrec.data.build import BuildReport
 from argusrec.errors import ArgusrecError
 
 app = typer.Typer(
@@ -83,7 +84,9 @@ def data_prepare(
 
     generic = None
     if source == "generic":
-        generic = _generic_config(config, column, context, feedback, item_feature, request_id, timestamp_unit, separator)
+        generic = _generic_config(
+            config, column, context, feedback, item_feature, request_id, timestamp_unit, separator
+        )
     elif config or column or context or feedback or item_feature or request_id or timestamp_unit or separator:
         raise ArgusrecError("--config/--column/--context/--feedback/... apply to --source generic only")
     progress = _progress(no_progress)
@@ -94,7 +97,16 @@ def data_prepare(
     _print_report(report, rejects)
 
 
-def _generic_config(config, column, context, feedback, item_feature, request_id, timestamp_unit, separator):  # noqa: ANN001, ANN202
+def _generic_config(
+    config: Path | None,
+    column: list[str],
+    context: list[str],
+    feedback: list[str],
+    item_feature: list[str],
+    request_id: str | None,
+    timestamp_unit: str | None,
+    separator: str | None,
+):
     from argusrec.data.adapters.generic import GenericConfig
 
     cli = {
@@ -110,7 +122,9 @@ def _generic_config(config, column, context, feedback, item_feature, request_id,
         base = GenericConfig.from_file(config)
         given = {k: v for k, v in cli.items() if v}
         if given:
-            raise ArgusrecError(f"give the column map either in --config or on the command line, not both: {sorted(given)}")
+            raise ArgusrecError(
+                f"give the column map either in --config or on the command line, not both: {sorted(given)}"
+            )
         return base
     return GenericConfig.from_cli(**cli)
 
@@ -151,7 +165,7 @@ def quickstart(
     typer.echo(f"\nprepared dataset: {data_dir}  (inspect again with `argusrec data describe {data_dir}`)")
 
 
-def _print_report(report, rejects: Path | None = None) -> None:  # noqa: ANN001
+def _print_report(report: BuildReport, rejects: Path | None = None) -> None:
     rate = report.events_per_s
     typer.echo(
         f"wrote {report.path}: {report.n_users:,} users, {report.n_items:,} items, {report.n_events:,} events "

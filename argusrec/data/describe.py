@@ -188,4 +188,3 @@ def render(summary: dict[str, Any]) -> str:
     else:
         lines.append("rejected     none")
     return "\n".join(lines)
-

@@ -42,7 +42,9 @@ def open_source(
         raise ArgusrecError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     if dataset is not None:
         if source != "movielens":
-            raise ArgusrecError(f"--dataset names a MovieLens dataset to download; {source} data must be given as --input")
+            raise ArgusrecError(
+                f"--dataset names a MovieLens dataset to download; {source} data must be given as --input"
+            )
         if path is not None:
             raise ArgusrecError("give either --input (files on disk) or --dataset (download by name), not both")
         from argusrec.data.download import fetch_movielens
