@@ -1,0 +1,92 @@
+"""Shared by every benchmark: the record format, hardware and commit, and writing JSON + markdown.
+
+Records follow ../shared/DESIGN.md: ``{"benchmark", "dataset", "model", "seed", "metrics", "seconds",
+"hardware", "commit"}``. Each benchmark owns one section of docs/benchmarks.md, delimited by
+``<!-- name:start -->`` / ``<!-- name:end -->``, and rewrites only that section.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem_gb:.0f} GiB RAM, {platform.system()}"
+
+
+def commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "argusrec"], cwd=ROOT, capture_output=True, text=True)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def record(
+    benchmark: str,
+    dataset: str,
+    model: str,
+    metrics: dict[str, Any],
+    seconds: float,
+    seed: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "dataset": dataset,
+        "model": model,
+        "seed": seed,
+        "metrics": metrics,
+        "seconds": round(seconds, 3),
+        "hardware": hardware(),
+        "commit": commit(),
+        **extra,
+    }
+
+
+def write_results(benchmark: str, records: list[dict[str, Any]]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{benchmark}.json"
+    path.write_text(json.dumps(records, indent=2) + "\n")
+    return path
+
+
+def write_section(benchmark: str, markdown: str) -> None:
+    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
+    start, end = f"<!-- {benchmark}:start -->", f"<!-- {benchmark}:end -->"
+    text = (
+        DOC.read_text()
+        if DOC.exists()
+        else "# Benchmarks\n\nEvery table is generated from benchmarks/results/*.json.\n"
+    )
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d")
