@@ -169,7 +169,8 @@ class _Builder:
         self.files: list[tuple[int, str]] = []  # (first seq of the file's rows, file name)
         # per batch: (first seq, file, line of its first row or all its lines) to locate any row later
         self.batch_lines: list[tuple[int, str, int | np.ndarray]] = []
-        self.item_features: list[tuple[np.ndarray, pa.Table]] = []  # per batch: item codes, first values
+        # per-event item features: feature -> per batch (item codes, first non-null value of each item)
+        self.item_features: dict[str, list[tuple[np.ndarray, pa.Array]]] = {}
         self.t_min: int | None = None
         self.t_max: int | None = None
         self.rejects_path = Path(rejects) if rejects else None
@@ -256,13 +257,14 @@ class _Builder:
         if self.schema.has_request:
             req = batch.column("request_id")
             cols["request_id"] = _int64(pc.fill_null(req, -1)) if req.null_count else _int64(req)
-        feats = [c for c in self.schema.item_features if c in names]
-        if feats:
-            codes, first = np.unique(item_codes, return_index=True)
-            table = pa.Table.from_batches([batch.select(feats).take(pa.array(first))])
-            self.item_features.append((codes, table))
-            if sum(len(c) for c, _ in self.item_features) > 4_000_000:
-                self.item_features = [_first_per_item(self.item_features)]
+        for f in (c for c in self.schema.item_features if c in names):
+            col = batch.column(f)
+            codes, vals = (item_codes, col) if not col.null_count else (item_codes[_valid(col)], col.drop_null())
+            uniq, first = np.unique(codes, return_index=True)  # first occurrence within the batch
+            parts = self.item_features.setdefault(f, [])
+            parts.append((uniq, vals.take(pa.array(first))))
+            if sum(len(c) for c, _ in parts) > 4_000_000:  # bound memory on huge inputs
+                self.item_features[f] = [_first_per_item(parts)]
 
         part = (splitmix64(cols[_USER]) % np.uint64(self.n_parts)).astype(np.int64)
         if self.n_parts == 1:
@@ -353,7 +355,7 @@ class _Builder:
         ctx_remap = {c: np.concatenate([[0], enc.sorted_order() + 1]) for c, enc in self.contexts.items()}
         events = self.tmp / EVENTS_DIR
         out = {c: NpyAppender(events / f"{c}.npy", d) for c, d in self.store_dtypes.items()}
-        offsets = NpyAppender(events / f"{OFFSETS}.npy", np.int64)
+        offsets = NpyAppender(events / f"{OFFSETS}.npy", np.dtype(np.int64))
         offsets.append(np.zeros(1, dtype=np.int64))
         user_codes: list[np.ndarray] = []
         total = 0
@@ -457,9 +459,8 @@ class _Builder:
 
     def _catalog(self) -> Callable[[np.ndarray], np.ndarray]:
         """Build the item table; return the function mapping item codes -> internal ids 1..V."""
-        codes = _first_per_item(self.item_features)[0] if self.item_features else None
         if self.items.mode == "int":
-            sorted_codes = self._seen_item_codes(codes)
+            sorted_codes = self._seen_item_codes()
             lo = int(sorted_codes[0]) if len(sorted_codes) else 0
             span = int(sorted_codes[-1]) - lo + 1 if len(sorted_codes) else 0
             if span <= max(4 * len(sorted_codes), 1 << 24):
@@ -491,10 +492,8 @@ class _Builder:
         self.stats["n_items"] = n_items
         return to_internal
 
-    def _seen_item_codes(self, feature_codes: np.ndarray | None) -> np.ndarray:
+    def _seen_item_codes(self) -> np.ndarray:
         """Sorted distinct item codes across all partitions (int ids: the ids themselves)."""
-        if feature_codes is not None:
-            return feature_codes
         spool = self.tmp / "spool"
         uniq = [
             np.unique(np.fromfile(spool / f"p{p}.{ITEM_ID}.bin", dtype=np.int64))
@@ -508,12 +507,14 @@ class _Builder:
         if not feats:
             return table
         n = len(sorted_codes)
-        # per-event features: first value seen for each item
-        if self.item_features:
-            uniq, values = _first_per_item(self.item_features)
-            values = values.take(pa.array(np.searchsorted(uniq, sorted_codes)))
-            for c in values.column_names:
-                table = table.append_column(c, values.column(c))
+        # per-event features: the first non-null value seen for each item
+        for f, parts in self.item_features.items():
+            uniq, values = _first_per_item(parts)
+            pos = np.minimum(np.searchsorted(uniq, sorted_codes), max(len(uniq) - 1, 0))
+            found = (uniq[pos] == sorted_codes) if len(uniq) else np.zeros(n, dtype=bool)
+            idx = pa.array(pos, mask=~found)  # null index -> null feature for items never seen with a value
+            table = table.append_column(f, values.take(idx) if len(uniq) else pa.nulls(n, values.type))
+
         # features from the source's items table, joined on the external id
         src = self.source.items
         if src is not None:
@@ -607,9 +608,13 @@ def _fill_null(col: pa.Array) -> pa.Array:
     return pc.fill_null(pc.cast(col, pa.string()), "<missing>")
 
 
-def _first_per_item(parts: list[tuple[np.ndarray, pa.Table]]) -> tuple[np.ndarray, pa.Table]:
-    """Merge per-batch (item codes, feature rows) keeping each item's first row; codes come out sorted."""
+def _first_per_item(parts: list[tuple[np.ndarray, pa.Array]]) -> tuple[np.ndarray, pa.Array]:
+    """Merge per-batch (item codes, values) keeping each item's first value; codes come out sorted."""
     codes = np.concatenate([c for c, _ in parts])
-    values = pa.concat_tables([t for _, t in parts])
+    values = pa.concat_arrays([v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for _, v in parts])
     uniq, first = np.unique(codes, return_index=True)  # return_index gives the first occurrence
     return uniq, values.take(pa.array(first))
+
+
+def _valid(col: pa.Array) -> np.ndarray:
+    return np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=bool)

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -138,9 +139,14 @@ def fetch_movielens(
         return dest
 
     cache.mkdir(parents=True, exist_ok=True)
-    expected_md5 = _published_md5(url + ".md5", timeout, required=archive.sha256 is None, dest=dest)
+    try:
+        expected_md5 = _published_md5(url + ".md5", timeout, required=archive.sha256 is None, dest=dest)
+    except DownloadError as exc:
+        if dest.exists():
+            raise DownloadError(f"cannot verify {dest} without its published md5: {exc}") from exc
+        raise
     if dest.exists():
-        # Placed by hand, or left by an interrupted earlier run: verify it once, never delete it.
+        # Placed by hand (or renamed into place just before a crash): verify it once, never delete it.
         with dest.open("rb") as f:
             digests = _hash_stream(f, None, None)
         _verify(digests, archive, expected_md5, what=f"{dest} (expected the archive from {url})")
@@ -161,6 +167,11 @@ def fetch_movielens(
     return dest
 
 
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _manual_hint(dest: Path) -> str:
     return f"without network access, download the archive elsewhere and place it at {dest}"
 
@@ -174,7 +185,7 @@ def _open(url: str, timeout: float, dest: Path) -> http.client.HTTPResponse:
     except urllib.error.URLError as exc:
         raise DownloadError(f"could not download {url}: {exc.reason} ({_manual_hint(dest)})") from exc
     except (OSError, http.client.HTTPException) as exc:
-        raise DownloadError(f"could not download {url}: {exc!r} ({_manual_hint(dest)})") from exc
+        raise DownloadError(f"could not download {url}: {_reason(exc)} ({_manual_hint(dest)})") from exc
 
 
 def _published_md5(url: str, timeout: float, *, required: bool, dest: Path) -> str | None:
@@ -188,7 +199,7 @@ def _published_md5(url: str, timeout: float, *, required: bool, dest: Path) -> s
         return None
     except (OSError, http.client.HTTPException) as exc:
         if required:
-            raise DownloadError(f"could not download {url}: {exc!r} ({_manual_hint(dest)})") from exc
+            raise DownloadError(f"could not download {url}: {_reason(exc)} ({_manual_hint(dest)})") from exc
         return None
     match = _MD5_RE.search(text)
     if match is None:
@@ -207,17 +218,17 @@ def _download(url: str, out: BinaryIO, timeout: float, progress: bool, dest: Pat
                 digests = _hash_stream(response, out, bar.update)
             except (OSError, http.client.HTTPException) as exc:
                 raise DownloadError(
-                    f"could not download {url}: the transfer failed ({exc!r}) ({_manual_hint(dest)})"
+                    f"could not download {url}: the transfer failed ({_reason(exc)}) ({_manual_hint(dest)})"
                 ) from exc
     if total is not None and digests.size != total:
         raise DownloadError(
-            f"could not download {url}: incomplete transfer, got {digests.size} of {total} bytes "
-            f"({_manual_hint(dest)})"
+            f"could not download {url}: incomplete transfer, got {digests.size} of {total} bytes ({_manual_hint(dest)})"
         )
     return digests
 
 
-def _hash_stream(src: BinaryIO, out: BinaryIO | None, on_chunk: object) -> _Digests:
+def _hash_stream(src: BinaryIO, out: BinaryIO | None, on_chunk: Callable[[int], object] | None) -> _Digests:
+    """Read ``src`` to the end (copying it to ``out`` when given) and return its digests and size."""
     md5, sha256, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
     while chunk := src.read(_CHUNK):
         md5.update(chunk)
@@ -225,7 +236,7 @@ def _hash_stream(src: BinaryIO, out: BinaryIO | None, on_chunk: object) -> _Dige
         size += len(chunk)
         if out is not None:
             out.write(chunk)
-        if callable(on_chunk):
+        if on_chunk is not None:
             on_chunk(len(chunk))
     return _Digests(md5=md5.hexdigest(), sha256=sha256.hexdigest(), size=size)
 

@@ -212,7 +212,7 @@ class NpyAppender:
 
     def append(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=self.dtype)
-        self._file.write(memoryview(values).cast("B"))
+        self._file.write(values.tobytes())
         self.length += len(values)
 
     def close(self) -> None:

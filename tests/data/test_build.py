@@ -126,14 +126,20 @@ def test_string_ids_and_batches_split_anywhere(tmp_path: Path) -> None:
 
 
 def test_item_features_from_events_and_items_table(tmp_path: Path) -> None:
-    ev = {"user_id": [1, 1, 2], "item_id": [10, 20, 10], "timestamp": [1, 2, 3], "artist": [7, 8, 9]}
+    first = {
+        "user_id": [1, 1, 2, 2],
+        "item_id": [10, 20, 10, 40],
+        "timestamp": [1, 2, 3, 4],
+        "artist": pa.array([None, 8, 9, None], pa.int64()),
+    }
+    second = {"user_id": [3, 3], "item_id": [20, 10], "timestamp": [5, 6], "artist": pa.array([5, 6], pa.int64())}
     schema = DatasetSchema.of(item_features=["artist", "title"])
-    items = pa.table({"item_id": [20, 10, 30], "title": ["b", "a", "unused"]})
-    build_store(_source([ev], schema, items=items), tmp_path / "ds", progress=False)
+    items = pa.table({"item_id": [20, 10, 30, 40], "title": ["b", "a", "unused", "d"]})
+    build_store(_source([first, second], schema, items=items), tmp_path / "ds", progress=False)
     table = SequenceStore.open(tmp_path / "ds").item_table().to_pydict()
-    assert table["item_id"] == [10, 20]
-    assert table["artist"] == [7, 8]  # first value seen per item
-    assert table["title"] == ["a", "b"]
+    assert table["item_id"] == [10, 20, 40]
+    assert table["artist"] == [9, 8, None]  # first non-null value seen per item; null when never given
+    assert table["title"] == ["a", "b", "d"]
 
 
 def test_bad_rows_are_counted_written_aside_and_strict_fails(tmp_path: Path) -> None:

@@ -317,3 +317,18 @@ def test_nothing_is_read_until_asked(tmp_path: Path) -> None:
     file.unlink()  # open_yambda only read the footer
     with pytest.raises(DataError, match="cannot read the file"):
         collect(source)
+
+
+def test_schema_roles() -> None:
+    assert SCHEMA.context == ["is_organic"]
+    assert SCHEMA.feedback == ["listen", "played_ratio", "like", "dislike", "unlike", "undislike"]
+    assert SCHEMA.item_features == ["track_length_s"]
+    kinds = {name: SCHEMA.feedback_kind(name).value for name in SCHEMA.feedback}
+    assert kinds == {
+        "listen": "binary",
+        "played_ratio": "continuous",
+        "like": "binary",
+        "dislike": "binary",
+        "unlike": "binary",
+        "undislike": "binary",
+    }

@@ -56,7 +56,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from argusrec.data.adapters.base import Batches, EventSource
-from argusrec.data.schema import ITEM_ID, LINE, REJECT, TIMESTAMP, USER_ID, DatasetSchema
+from argusrec.data.schema import (
+    ITEM_ID,
+    LINE,
+    REJECT,
+    TIMESTAMP,
+    USER_ID,
+    ColumnSpec,
+    DatasetSchema,
+    FeedbackKind,
+    Role,
+)
 from argusrec.errors import DataError
 
 EVENT_TYPES: tuple[str, ...] = ("listen", "like", "dislike", "unlike", "undislike")
@@ -73,17 +83,23 @@ EVENT_FILES: dict[str, str] = {
 CONTEXT = "is_organic"
 PLAYED_RATIO = "played_ratio"
 TRACK_LENGTH = "track_length_s"
-SCHEMA = DatasetSchema.of(
-    context=[CONTEXT],
-    feedback={
-        "listen": "binary",
-        PLAYED_RATIO: "continuous",
-        "like": "binary",
-        "dislike": "binary",
-        "unlike": "binary",
-        "undislike": "binary",
-    },
-    item_features=[TRACK_LENGTH],
+_BINARY, _CONTINUOUS = FeedbackKind.BINARY, FeedbackKind.CONTINUOUS
+SCHEMA = DatasetSchema(
+    columns=(
+        ColumnSpec(name=CONTEXT, role=Role.CONTEXT, description="1 = found by the user, 0 = recommended"),
+        ColumnSpec(name="listen", role=Role.FEEDBACK, kind=_BINARY, description="the event is a listen"),
+        ColumnSpec(
+            name=PLAYED_RATIO,
+            role=Role.FEEDBACK,
+            kind=_CONTINUOUS,
+            description="share of the track played, played_ratio_pct / 100 clipped to [0, 1]; listens only",
+        ),
+        ColumnSpec(name="like", role=Role.FEEDBACK, kind=_BINARY, description="the event is a like"),
+        ColumnSpec(name="dislike", role=Role.FEEDBACK, kind=_BINARY, description="the event is a dislike"),
+        ColumnSpec(name="unlike", role=Role.FEEDBACK, kind=_BINARY, description="a like was withdrawn"),
+        ColumnSpec(name="undislike", role=Role.FEEDBACK, kind=_BINARY, description="a dislike was withdrawn"),
+        ColumnSpec(name=TRACK_LENGTH, role=Role.ITEM_FEATURE, description="track length in seconds"),
+    )
 )
 
 _BASE_COLUMNS = ("uid", "timestamp", "item_id", "is_organic")
