@@ -42,7 +42,9 @@ from argusrec.data.encoding import ValueEncoder, splitmix64
 from argusrec.data.schema import (
     ITEM_ID,
     LINE,
+    NO_REQUEST,
     REJECT,
+    REQUEST_ID,
     TIMESTAMP,
     USER_ID,
     FeedbackKind,
@@ -163,6 +165,7 @@ class _Builder:
         self.users = ValueEncoder(USER_ID, passthrough_ints=True)
         self.items = ValueEncoder(ITEM_ID, passthrough_ints=True)
         self.contexts = {c: ValueEncoder(c, passthrough_ints=False) for c in self.schema.context}
+        self.request_ids = ValueEncoder(REQUEST_ID, passthrough_ints=True)  # only groups rows: any type works
         self.rejected: Counter[str] = Counter()
         self.input_rows = 0
         self.part_rows = np.zeros(self.n_parts, dtype=np.int64)
@@ -255,8 +258,7 @@ class _Builder:
         for c in self.schema.feedback + self.schema.truth:
             cols[c] = _float32(batch.column(c))
         if self.schema.has_request:
-            req = batch.column("request_id")
-            cols["request_id"] = _int64(pc.fill_null(req, -1)) if req.null_count else _int64(req)
+            cols[REQUEST_ID] = self._requests(batch.column(REQUEST_ID), file)
         for f in (c for c in self.schema.item_features if c in names):
             col = batch.column(f)
             codes, vals = (item_codes, col) if not col.null_count else (item_codes[_valid(col)], col.drop_null())
@@ -280,6 +282,14 @@ class _Builder:
             sorted_arr = np.ascontiguousarray(arr[order], dtype=self.spool_dtypes[c])
             for p in np.flatnonzero(counts):
                 handles[(p, c)].write(sorted_arr[bounds[p] : bounds[p + 1]].tobytes())
+
+    def _requests(self, col: pa.Array, file: str) -> np.ndarray:
+        """(n,) int64 request codes; -1 and null = not part of a shown slate (string ids get codes >= 0)."""
+        out = np.full(len(col), NO_REQUEST, dtype=np.int64)
+        valid = _valid(col) if col.null_count else np.ones(len(col), dtype=bool)
+        if valid.any():
+            out[valid] = self.request_ids.encode(col.drop_null(), file=file)
+        return out
 
     def _reasons(self, batch: pa.RecordBatch, names: set[str]) -> pa.Array | None:
         """(n,) string array: why each row is rejected (null = keep), or None when all rows are fine."""

@@ -225,3 +225,15 @@ def test_manifest_records_roles_and_counts(tmp_path: Path) -> None:
         "request_id": "request",
     }
     assert manifest["n_events"] + sum(manifest["rejected"].values()) == manifest["input_rows"] == 100
+
+
+def test_string_request_ids_are_encoded_and_null_means_none(tmp_path: Path) -> None:
+    ev = {
+        "user_id": [1, 1, 1, 1],
+        "item_id": [1, 2, 3, 4],
+        "timestamp": [1, 2, 3, 4],
+        "request_id": pa.array(["r-a", "r-a", None, "r-b"]),
+    }
+    build_store(_source([ev], DatasetSchema.of(request=True)), tmp_path / "ds", progress=False)
+    req = SequenceStore.open(tmp_path / "ds")["request_id"].tolist()
+    assert req[0] == req[1] and req[2] == -1 and req[3] not in (req[0], -1)
