@@ -74,7 +74,7 @@ def concat_aranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - begins, lengths) + np.arange(total, dtype=np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value for ==
 class Chunks:
     """C contiguous event ranges, each inside one user's sequence.
 

@@ -56,7 +56,7 @@ _LEVEL_ROLE = np.array(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value for ==
 class EvalTargets:
     """T evaluation targets; the history of target t is rows ``offsets[user[t]]:index[t]``.
 
@@ -74,7 +74,7 @@ class EvalTargets:
         return len(self.index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value for ==
 class Split:
     """Per-user CSR boundaries of every role; all arrays (U,) int64 except ``offsets`` (U + 1,).
 

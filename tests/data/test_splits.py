@@ -229,7 +229,9 @@ def test_temporal_leakage_on_random_stores(seed: int, cfg: dict) -> None:
         np.testing.assert_array_equal(tg.position, tg.index - offsets[tg.user])
         # The history is the whole earlier sequence: every earlier event of the user (timestamp
         # strictly before the target, whatever its role) lies in offsets[u]:index.
-        n_earlier = np.array([np.sum(ts[offsets[u] : offsets[u + 1]] < ts[i]) for u, i in zip(tg.user, tg.index)])
+        n_earlier = np.array(
+            [np.sum(ts[offsets[u] : offsets[u + 1]] < ts[i]) for u, i in zip(tg.user, tg.index, strict=True)]
+        )
         assert np.all(tg.position >= n_earlier)
     if cfg["test_end"] is None:
         test = split.targets("test")
@@ -289,9 +291,7 @@ def test_split_refuses_disordered_boundaries() -> None:
 
 
 # ---------------------------------------------------------------------------------------- cut-offs
-@pytest.mark.parametrize(
-    ("low", "high"), [(0, 40), (1_600_000_000, 1_700_000_000), (-(2**62), 2**62), (-5, -5)]
-)
+@pytest.mark.parametrize(("low", "high"), [(0, 40), (1_600_000_000, 1_700_000_000), (-(2**62), 2**62), (-5, -5)])
 def test_order_statistic_equals_sort(low: int, high: int) -> None:
     rng = np.random.default_rng(0)
     values = rng.integers(low, high, size=1000, endpoint=True, dtype=np.int64)
