@@ -73,6 +73,10 @@ def data_prepare(
     request_id: Optional[str] = typer.Option(None, "--request-id", help="Generic: column grouping shown items."),
     timestamp_unit: Optional[str] = typer.Option(None, "--timestamp-unit", help="Generic: s|ms|us|ns|datetime."),
     separator: Optional[str] = typer.Option(None, "--sep", help="Generic CSV: field separator (default: sniffed)."),
+    no_header: bool = typer.Option(False, "--no-header", help="Generic CSV: the file has no header line."),
+    names: Optional[str] = typer.Option(None, "--names", help="Generic CSV without header: comma-separated names."),
+    file_format: Optional[str] = typer.Option(None, "--format", help="Generic: csv | parquet (default: by extension)."),
+    id_type: Optional[str] = typer.Option(None, "--id-type", help="Generic/Amazon: auto | int | string ids."),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first bad row instead of skipping it."),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="Write skipped rows to this CSV file."),
     partitions: Optional[int] = typer.Option(None, "--partitions", help="User-hash partitions (default: auto)."),
@@ -85,48 +89,45 @@ def data_prepare(
     generic = None
     if source == "generic":
         generic = _generic_config(
-            config, column, context, feedback, item_feature, request_id, timestamp_unit, separator
+            config,
+            maps=column,
+            context=context,
+            feedback=feedback,
+            item_features=item_feature,
+            request_id=request_id,
+            timestamp_unit=timestamp_unit,
+            separator=separator,
+            header=False if no_header else None,
+            names=names.split(",") if names else None,
+            format=file_format,
+            id_type=id_type,
         )
     elif config or column or context or feedback or item_feature or request_id or timestamp_unit or separator:
         raise ArgusrecError("--config/--column/--context/--feedback/... apply to --source generic only")
+    elif no_header or names or file_format or (id_type and source != "amazon"):
+        raise ArgusrecError("--no-header/--names/--format apply to --source generic only (--id-type: also amazon)")
     progress = _progress(no_progress)
-    src = open_source(source, input, dataset=dataset, generic=generic, cache_dir=cache_dir, progress=progress)
+    src = open_source(
+        source, input, dataset=dataset, generic=generic, cache_dir=cache_dir, id_type=id_type, progress=progress
+    )
     report = prepare(
         src, output, strict=strict, rejects=rejects, overwrite=overwrite, partitions=partitions, progress=progress
     )
     _print_report(report, rejects)
 
 
-def _generic_config(
-    config: Path | None,
-    column: list[str],
-    context: list[str],
-    feedback: list[str],
-    item_feature: list[str],
-    request_id: str | None,
-    timestamp_unit: str | None,
-    separator: str | None,
-):
+def _generic_config(config: Path | None, **cli: object):
+    """The generic adapter's column map: from --config FILE or from the command-line flags, not both."""
     from argusrec.data.adapters.generic import GenericConfig
 
-    cli = {
-        "maps": column,
-        "context": context,
-        "feedback": feedback,
-        "item_features": item_feature,
-        "request_id": request_id,
-        "timestamp_unit": timestamp_unit,
-        "separator": separator,
-    }
+    given = {k: v for k, v in cli.items() if v not in (None, [], "")}
     if config is not None:
-        base = GenericConfig.from_file(config)
-        given = {k: v for k, v in cli.items() if v}
         if given:
             raise ArgusrecError(
                 f"give the column map either in --config or on the command line, not both: {sorted(given)}"
             )
-        return base
-    return GenericConfig.from_cli(**cli)
+        return GenericConfig.from_file(config)
+    return GenericConfig.from_cli(**given)  # type: ignore[arg-type]
 
 
 @data_app.command("describe")

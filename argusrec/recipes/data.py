@@ -30,6 +30,7 @@ def open_source(
     dataset: str | None = None,
     generic: Any = None,
     cache_dir: str | Path | None = None,
+    id_type: str | None = None,
     progress: bool = True,
 ) -> EventSource:
     """Open raw data with the adapter for ``source``.
@@ -62,7 +63,7 @@ def open_source(
     if source == "amazon":
         from argusrec.data.adapters.amazon import open_amazon
 
-        return open_amazon(path)
+        return open_amazon(path, id_type=id_type or "auto")
     if source == "yambda":
         from argusrec.data.adapters.yambda import open_yambda
 
