@@ -12,6 +12,7 @@ import pyarrow as pa
 from argusrec.data.adapters.base import EventSource
 from argusrec.data.build import build_store
 from argusrec.data.schema import DatasetSchema
+from tests.conftest import need_shared
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -38,3 +39,86 @@ def test_user_errors_exit_2_with_a_message_not_a_traceback(tmp_path: Path) -> No
     assert r.returncode == 2 and "unknown source 'nosuch'" in r.stderr
     r = run("data", "prepare", "--source", "movielens", "--input", str(tmp_path / "missing"), "--output", "o")
     assert r.returncode == 2 and "no such file or directory" in r.stderr
+
+
+def _describe_json(path: Path) -> dict:
+    r = run("data", "describe", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_prepare_ml100k_reports_the_published_counts(tmp_path: Path) -> None:
+    src = need_shared("ml-100k", "u.data").parent
+    r = run("data", "prepare", "--source", "movielens", "--input", str(src), "--output", str(tmp_path / "ml"))
+    assert r.returncode == 0, r.stderr
+    assert "943 users, 1,682 items, 100,000 events" in r.stdout
+    s = _describe_json(tmp_path / "ml")
+    assert (s["users"], s["items"], s["events"]) == (943, 1682, 100_000)
+    assert s["columns"]["like"]["kind"] == "binary"
+
+
+def test_prepare_beauty_reports_the_published_counts(tmp_path: Path) -> None:
+    src = need_shared("amazon-s3rec", "Beauty.txt")
+    r = run("data", "prepare", "--source", "amazon", "--input", str(src), "--output", str(tmp_path / "b"))
+    assert r.returncode == 0, r.stderr
+    assert "22,363 users, 12,101 items, 198,502 events" in r.stdout
+
+
+def test_prepare_generic_csv_with_flags_and_rejects(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text(
+        "uid;song;ts;place;liked\n"
+        "a;s1;1700000000000;feed;1\n"
+        "a;s2;1700000001000;search;0\n"
+        "b;s1;not-a-time;feed;1\n"
+        "b;s3;1700000002000;feed;0\n"
+        "b;s3;1700000002000;feed;0\n"
+    )
+    out = tmp_path / "ds"
+    r = run(
+        "data", "prepare", "--source", "generic", "--input", str(log), "--output", str(out),
+        "--column", "user_id=uid", "--column", "item_id=song", "--column", "timestamp=ts",
+        "--timestamp-unit", "ms", "--column", "surface=place", "--context", "surface",
+        "--column", "like=liked", "--feedback", "like:binary", "--rejects", str(tmp_path / "rej.csv"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "2 users, 3 items, 3 events" in r.stdout
+    assert "skipped 2 of 5 input rows (bad_timestamp: 1, duplicate_event: 1)" in r.stdout
+    rejected = (tmp_path / "rej.csv").read_text()
+    assert ',4,"bad_timestamp' in rejected and ',6,"duplicate_event"' in rejected
+    s = _describe_json(out)
+    assert s["time"]["min"] == 1_700_000_000 and s["columns"]["surface"]["values"] == 2
+    r = run(
+        "data",
+        "prepare",
+        "--source",
+        "generic",
+        "--input",
+        str(log),
+        "--output",
+        str(tmp_path / "strict"),
+        "--column",
+        "user_id=uid",
+        "--column",
+        "item_id=song",
+        "--column",
+        "timestamp=ts",
+        "--strict",
+    )
+    assert r.returncode == 2 and "log.csv, line 4" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_generic_flags_are_refused_for_other_sources(tmp_path: Path) -> None:
+    r = run(
+        "data",
+        "prepare",
+        "--source",
+        "amazon",
+        "--input",
+        str(tmp_path),
+        "--output",
+        str(tmp_path / "o"),
+        "--context",
+        "x",
+    )
+    assert r.returncode == 2 and "apply to --source generic only" in r.stderr
