@@ -2,8 +2,8 @@
 
 Everything the simulator knows and the data does not show lives here: genre centroids, item vectors,
 popularity and quality, every user's taste trajectory, biases and preferences, and the logging
-policy. The same functions serve the simulator and the oracle, so the recorded truth columns and the
-recomputations below agree to float32 precision.
+policy. The simulator and the oracle share these formulas (affinity, feedback, policy), so the
+recorded truth columns and the recomputations below agree to float32 precision (~1e-6 relative).
 
 Ids: external ``user_id`` / ``item_id`` / ``artist_id`` are ``index + 1``; the arrays here are indexed
 by ``index`` (0-based). Time: ``t`` in days since ``config.start_timestamp``. The simulator evaluates
@@ -77,20 +77,23 @@ class CounterRNG:
     def _key(self, stream: int) -> int:
         return _fmix64_int(_fmix64_int(self.seed * _GOLDEN + 1) ^ (stream * 0xD1B54A32D192ED03))
 
-    def bits(self, stream: int, index: np.ndarray) -> np.ndarray:
-        """(n,) non-negative int -> (n,) uint64 random bits."""
+    def bits(self, stream: int, index: np.ndarray, sub: np.ndarray | None = None) -> np.ndarray:
+        """(n,) non-negative int -> (n,) uint64 random bits; ``sub`` (n,) adds a second address
+        (e.g. the attempt number of a rejection sampler)."""
         x = np.asarray(index).astype(np.uint64)
         x *= _GOLDEN
+        if sub is not None:
+            x += np.asarray(sub).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
         x += np.uint64(self._key(stream))
         return _fmix64(x)
 
-    def uniform(self, stream: int, index: np.ndarray) -> np.ndarray:
+    def uniform(self, stream: int, index: np.ndarray, sub: np.ndarray | None = None) -> np.ndarray:
         """(n,) -> (n,) float64 uniform on [0, 1) with 53 random bits."""
-        return (self.bits(stream, index) >> 11).astype(np.float64) * 2.0**-53
+        return (self.bits(stream, index, sub) >> 11).astype(np.float64) * 2.0**-53
 
-    def uniform24(self, stream: int, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def uniform24(self, stream: int, index: np.ndarray, sub: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n,) -> two independent (n,) float32 uniforms on [0, 1), 24 bits each (exact in float32)."""
-        b = self.bits(stream, index)
+        b = self.bits(stream, index, sub)
         hi = (b >> 40).astype(np.float32) * np.float32(2.0**-24)
         lo = (b & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)
         return hi, lo
@@ -108,12 +111,12 @@ class CounterRNG:
         return self.normal(stream, index.ravel()).reshape(len(rows), k)
 
 
-# Streams: one per random quantity; rejection rounds use base + round.
+# Streams: one per random quantity; rejection samplers address attempts with ``sub``.
 S_ACTIVITY, S_JOIN, S_JOIN_DAY, S_CHURN, S_CHURN_DAY = 1, 2, 3, 4, 5
 S_CORE, S_GENRES, S_DRIFT, S_POLICY_NOISE, S_BIASES, S_PREFS = 10, 11, 12, 13, 14, 15
 S_DAY_WEIGHT, S_SYSTEMATIC, S_SESSION, S_DEVICE, S_SURFACE, S_OFFSET, S_DAY_PICK = 20, 21, 22, 23, 24, 25, 26
 S_FEEDBACK, S_PLAY, S_REPLAY = 30, 31, 32
-S_ORGANIC, S_POLICY = 1_000, 100_000  # + 2 * round (+1)
+S_ORGANIC, S_POLICY = 40, 50  # each uses base, base + 1, base + 2; addressed by (event, attempt)
 
 
 # ---------------------------------------------------------------------------------------- alias tables
@@ -244,7 +247,6 @@ class World:
         self.genre_organic = np.bincount(self.item_genre, self.organic_weight, minlength=g)  # (G,)
         self.organic_alias = GroupedAlias.build(self.organic_weight, self.item_genre, g)
         self.policy_alias = GroupedAlias.build(self.item_popularity, self.item_genre, g)
-        self.popular_alias = GroupedAlias.build(self.item_popularity, np.zeros(self.n_items, np.int64), 1)
 
     # ------------------------------------------------------------------ users
     def user_params(self, users: np.ndarray) -> UserParams:
@@ -287,11 +289,17 @@ class World:
         d_like = np.array([d.like_bias for d in self.config.devices.values()], np.float32)
         a = affinity.astype(np.float32)
         skip = _sigmoid(
-            np.float32(f.skip_base) - np.float32(f.skip_slope) * a + s_skip[surface] + d_skip[device]
+            np.float32(f.skip_base)
+            - np.float32(f.skip_slope) * a
+            + s_skip[surface]
+            + d_skip[device]
             + params.skip_bias[rows]
         )
         like = _sigmoid(
-            np.float32(f.like_base) + np.float32(f.like_slope) * a + s_like[surface] + d_like[device]
+            np.float32(f.like_base)
+            + np.float32(f.like_slope) * a
+            + s_like[surface]
+            + d_like[device]
             + params.like_bias[rows]
         )
         dislike = _sigmoid(np.float32(f.dislike_base) - np.float32(f.dislike_slope) * a + params.dislike_bias[rows])
@@ -331,6 +339,21 @@ def policy_view(params: UserParams, rows: np.ndarray, day: np.ndarray, lag_days:
     return stale + np.take(params.policy_noise, rows, axis=0)
 
 
+def project(u: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(n, d) tastes, (G, d) centroids -> (G, n) float32 dot products ``<c_g, u_k>``.
+
+    A fixed-order loop over d instead of BLAS: BLAS picks kernels (and threads) by matrix shape, so
+    the last bits of a user's result would depend on how many users share the chunk; this keeps the
+    output independent of ``chunk_users``.
+    """
+    ut = np.ascontiguousarray(u.T, dtype=np.float32)  # (d, n)
+    c = np.asarray(centroids, dtype=np.float32)
+    out = c[:, :1] * ut[0]
+    for k in range(1, len(ut)):  # d is small (the latent dimension)
+        out += c[:, k : k + 1] * ut[k]
+    return out
+
+
 def rowdot(a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray, block: int = 1 << 16) -> np.ndarray:
     """(n,) float32 with ``out[k] = <a[ai[k]], b[bi[k]]>``; blocked so the gathered rows stay small."""
     out = np.empty(len(ai), dtype=np.float32)
@@ -351,6 +374,7 @@ def daily_capacity(config: SimulationConfig) -> int:
 def build_world(config: SimulationConfig) -> World:
     """Draw the catalog and allocate events to users for ``config`` (a resolved SimulationConfig)."""
     cfg, cat = config, config.catalog
+    assert cfg.n_genres and cfg.n_artists and cfg.n_items, "sizes are filled in by SimulationConfig"
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
     g, d, a, v = cfg.n_genres, cfg.dim, cfg.n_artists, cfg.n_items
     centroids = rng.standard_normal((g, d))
@@ -360,7 +384,9 @@ def build_world(config: SimulationConfig) -> World:
     artist_genre = np.concatenate([np.arange(g), rng.choice(g, a - g, p=genre_share)])
     artist_offset = rng.standard_normal((a, d)) * (cat.artist_spread / math.sqrt(d))
     artist_weight = rng.lognormal(0.0, 1.0, a)
-    item_artist = rng.permutation(np.concatenate([np.arange(a), rng.choice(a, v - a, p=artist_weight / artist_weight.sum())]))
+    item_artist = rng.permutation(
+        np.concatenate([np.arange(a), rng.choice(a, v - a, p=artist_weight / artist_weight.sum())])
+    )
     item_offset = artist_offset[item_artist] + rng.standard_normal((v, d)) * (cat.item_spread / math.sqrt(d))
     rank = rng.permutation(v) + 1.0
     popularity = rank**-cat.zipf_exponent
@@ -398,6 +424,7 @@ def _allocate_users(cfg: SimulationConfig) -> tuple[np.ndarray, np.ndarray, np.n
     per user (what the day scheduler can fit); integer counts by largest remainder sum to n_events.
     """
     rng, act, days = CounterRNG(cfg.seed), cfg.activity, cfg.days
+    assert cfg.n_users, "sizes are filled in by SimulationConfig"
     users = np.arange(cfg.n_users, dtype=np.int64)
     first = np.where(
         rng.uniform(S_JOIN, users) < act.join_fraction, (rng.uniform(S_JOIN_DAY, users) * days).astype(np.int64), 0
@@ -422,10 +449,15 @@ def _allocate_users(cfg: SimulationConfig) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _capped_shares(weight: np.ndarray, cap: np.ndarray, total: float) -> np.ndarray:
-    """Real shares x ∝ weight with x <= cap and sum(x) = total (water-filling; rows converge in few rounds)."""
+    """Real shares x ∝ weight with x <= cap and sum(x) = total (water-filling, a few rounds).
+
+    Needs ``cap.sum() >= total``; each round caps the users that the proportional share overfills.
+    """
     capped = np.zeros(len(weight), dtype=bool)
     while True:
         free = ~capped
+        if not free.any():
+            return cap.copy()
         lam = (total - cap[capped].sum()) / weight[free].sum()
         x = np.where(capped, cap, weight * lam)
         over = free & (x > cap)
@@ -488,11 +520,19 @@ def event_day(world: World, timestamps: np.ndarray) -> np.ndarray:
     return (np.asarray(timestamps, dtype=np.int64) - world.config.start_timestamp) // SECONDS_PER_DAY
 
 
-def taste(world: World, user_ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
-    """Taste of users (n,) external ids at events (n,) timestamps, as the simulator used it: (n, d)."""
+def taste(world: World, user_ids: np.ndarray, timestamps: np.ndarray, *, continuous: bool = False) -> np.ndarray:
+    """Taste of users (n,) external ids at (n,) timestamps: (n, d) float32.
+
+    By default at the start of the event's day, which is what the simulator used; ``continuous=True``
+    evaluates the closed form at the exact time instead.
+    """
     users = np.asarray(user_ids, dtype=np.int64) - 1
     uniq, rows = np.unique(users, return_inverse=True)
-    return taste_at(world.user_params(uniq), rows, event_day(world, timestamps).astype(np.float64))
+    if continuous:
+        t = (np.asarray(timestamps, dtype=np.float64) - world.config.start_timestamp) / SECONDS_PER_DAY
+    else:
+        t = event_day(world, timestamps).astype(np.float64)
+    return taste_at(world.user_params(uniq), rows, t)
 
 
 def affinity(world: World, user_ids: np.ndarray, timestamps: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -536,41 +576,24 @@ def organic_distribution(world: World, user_id: int, timestamp: int) -> np.ndarr
     return w / w.sum()
 
 
-def policy_logits(world: World, users: np.ndarray, day: np.ndarray, surface: np.ndarray) -> np.ndarray:
-    """Genre logits beta_s <û, c_g> of the logging policy for n requests: (n, G) float64.
-
-    ``users`` (n,) 0-based, ``day`` (n,) day index, ``surface`` (n,) codes.
-    """
-    uniq, rows = np.unique(np.asarray(users, dtype=np.int64), return_inverse=True)
-    u_hat = policy_view(world.user_params(uniq), rows, day, world.config.policy.lag_days)
-    beta = np.array([s.policy_beta for s in world.config.surfaces.values()])[surface]
-    return beta[:, None] * (u_hat @ world.centroids.T).astype(np.float64)
-
-
-def policy_genre_factor(world: World, logits: np.ndarray, surface: np.ndarray) -> np.ndarray:
-    """(n, G) logits -> (n, G) factor phi with pi(i) = pop_i · phi[g(i)].
-
-    phi_g = eps + (1 - eps) exp(l_g) / Z with Z = sum_g P_g exp(l_g), so sum_i pi(i) = 1 exactly.
-    """
-    eps = np.array([s.policy_epsilon for s in world.config.surfaces.values()])[surface][:, None]
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    z = e @ world.genre_popularity
-    return eps + (1 - eps) * e / z[:, None]
-
-
 def policy_distribution(world: World, user_id: int, timestamp: int, surface: str) -> np.ndarray:
     """Exact logging-policy distribution pi(item) of a request: (V,) float64 over item indices.
 
-    ``timestamp`` is the request's time (its first event). A slate's k-th item was drawn from pi
-    without the items already in the slate, so its ``propensity`` is pi(i) / (1 - sum pi(earlier)).
+    ``pi(i) = pop_i (eps + (1 - eps) exp(l_g(i)) / Z)`` with ``l_g = beta_s <û, c_g>`` and
+    ``Z = sum_g P_g exp(l_g)``. ``timestamp`` is the request's time (its first event). A slate's k-th
+    item was drawn from pi without the slate's earlier items, so its ``propensity`` is
+    ``pi(i) / (1 - sum of pi over the earlier items)``.
     """
-    s = _codes(world.surfaces, np.array([surface]))
-    logits = policy_logits(world, np.array([user_id - 1]), event_day(world, np.array([timestamp])), s)
-    phi = policy_genre_factor(world, logits, s)[0]
+    spec = world.config.surfaces[surface]
+    day = event_day(world, np.array([timestamp]))
+    u_hat = policy_view(world.user_params(np.array([user_id - 1])), np.array([0]), day, world.config.policy.lag_days)
+    logits = spec.policy_beta * (u_hat[0].astype(np.float64) @ world.centroids.T.astype(np.float64))  # (G,)
+    e = np.exp(logits - logits.max())
+    phi = spec.policy_epsilon + (1 - spec.policy_epsilon) * e / (e @ world.genre_popularity)
     return world.item_popularity * phi[world.item_genre]
 
 
-def replay_pool(surfaces: np.ndarray, played_ratio: np.ndarray, like: np.ndarray, world: World) -> np.ndarray:
+def replay_pool(world: World, surfaces: np.ndarray, played_ratio: np.ndarray, like: np.ndarray) -> np.ndarray:
     """Which of one user's events (n,) in order are in the library replay pool: (n,) bool.
 
     Positive = liked or played >= 80%. The pool holds positive events from non-library surfaces plus
@@ -587,8 +610,10 @@ def replay_pool(surfaces: np.ndarray, played_ratio: np.ndarray, like: np.ndarray
 
 
 def _codes(names: list[str], values: np.ndarray) -> np.ndarray:
+    """(n,) names -> (n,) int64 codes into ``names``; unknown names raise KeyError."""
+    uniq, inverse = np.unique(np.asarray(values).astype(str), return_inverse=True)
     lookup = {n: i for i, n in enumerate(names)}
-    return np.array([lookup[str(v)] for v in np.asarray(values, dtype=object)], dtype=np.int64)
+    return np.array([lookup[str(v)] for v in uniq], dtype=np.int64)[inverse.ravel()]
 
 
 # ---------------------------------------------------------------------------------------- latent I/O
@@ -634,13 +659,14 @@ def write_latent(config: SimulationConfig, directory: str | Path, *, block_users
                 )
             outs[f.name][lo : lo + len(users)] = val
     for arr in outs.values():
-        arr.flush()
+        if isinstance(arr, np.memmap):
+            arr.flush()
     del outs
     meta: dict[str, Any] = {
         "format": LATENT_FORMAT,
         "version": LATENT_VERSION,
         "config": json.loads(config.model_dump_json()),
-        "surfaces": {s: KINDS[k] for s, k in zip(world.surfaces, world.surface_kind)},
+        "surfaces": {s: KINDS[k] for s, k in zip(world.surfaces, world.surface_kind, strict=True)},
         "devices": world.devices,
         "daily_capacity": daily_capacity(config),
         "ids": "external id = index + 1 for users, items and artists",
