@@ -1,0 +1,183 @@
+"""Typed run configuration: YAML <-> pydantic, unknown keys rejected, presets, ``--set key=value``.
+
+A run is described by one :class:`RunConfig`; every run writes its resolved config next to its
+checkpoints. Presets are YAML files in ``argusrec/presets/`` loaded by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from argusrec.errors import ArgusrecError
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Config):
+    """Which prepared dataset, which protocol, how histories are cut."""
+
+    path: str = Field(description="prepared dataset directory (argusrec data prepare / simulate)")
+    split: Literal["leave_one_out", "temporal"] = "leave_one_out"
+    max_len: int = Field(50, ge=2, description="events per training chunk and per evaluation history")
+    min_events: int = Field(3, ge=3, description="leave-one-out: users with fewer events only train")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="temporal: share of events after the test cut-off")
+    valid_fraction: float = Field(0.1, ge=0, lt=1, description="temporal: share of events in the validation period")
+    gap: int = Field(0, ge=0, description="temporal: seconds before each cut-off excluded from targets")
+    max_chunks_per_user: int | None = Field(None, ge=1, description="None = every non-overlapping chunk")
+
+
+class ModelConfig(_Config):
+    """The sequence encoder and the item embedding."""
+
+    kind: Literal["sasrec", "llama", "hstu", "fuxi"] = "sasrec"
+    dim: int = Field(64, ge=2)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(1, ge=1)
+    ffn_dim: int | None = Field(None, ge=1, description="transformer FFN width (default 4 x dim; SASRec: dim)")
+    qk_dim: int | None = Field(None, ge=1, description="HSTU/FuXi per-head query/key width (default dim / heads)")
+    v_dim: int | None = Field(None, ge=1, description="HSTU/FuXi per-head value width (default dim / heads)")
+    dropout: float = Field(0.2, ge=0, lt=1)
+    hstu_variant: Literal["research", "production"] = "research"
+    item_embedding: Literal["id", "hashed"] = "id"
+    hash_buckets: int = Field(1 << 18, ge=16, description="unified hashed embedding table rows")
+    num_hashes: int = Field(3, ge=1)
+    normalize: bool = Field(False, description="L2-normalise user and item vectors (HSTU recipe)")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelConfig:
+        if self.dim % self.heads:
+            raise ValueError(f"model.heads={self.heads} does not divide model.dim={self.dim}")
+        return self
+
+
+class LossConfig(_Config):
+    """Next-item prediction loss."""
+
+    kind: Literal["sampled_softmax", "full_softmax"] = "sampled_softmax"
+    uniform_negatives: int = Field(256, ge=0)
+    in_batch_negatives: bool = False
+    logq: bool = Field(False, description="subtract log Q(j) of the negative sampler (ARGUS recipe)")
+    temperature: float | Literal["learned"] = Field(0.05, description="fixed value, or 'learned' (clipped)")
+    similarity: Literal["dot", "cosine"] = "cosine"
+
+    @model_validator(mode="after")
+    def _has_negatives(self) -> LossConfig:
+        if self.kind == "sampled_softmax" and self.uniform_negatives == 0 and not self.in_batch_negatives:
+            raise ValueError("sampled softmax needs loss.uniform_negatives > 0 or loss.in_batch_negatives: true")
+        if isinstance(self.temperature, float) and not 0.01 <= self.temperature <= 100:
+            raise ValueError(f"loss.temperature={self.temperature} outside [0.01, 100]")
+        return self
+
+
+class OptimConfig(_Config):
+    """AdamW and the learning-rate schedule."""
+
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; None = off")
+
+
+class TrainConfig(_Config):
+    """The training loop."""
+
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(128, ge=1)
+    seed: int = 0
+    eval_every: int = Field(1, ge=1, description="validate every N epochs")
+    patience: int | None = Field(10, ge=1, description="early stopping: evaluations without improvement")
+    monitor: str = Field("valid/NDCG@10", description="validation metric for early stopping and best checkpoint")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    compile: bool = False
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (smoke runs)")
+    log_every: int = Field(50, ge=1, description="optimizer steps between loss log lines")
+
+
+class EvalConfig(_Config):
+    ks: tuple[int, ...] = (10, 50)
+    filter_history: bool = Field(True, description="remove the user's history items from the ranking")
+    batch_size: int = Field(512, ge=1)
+
+
+class RunConfig(_Config):
+    """Everything a training run needs; written resolved to ``<run dir>/config.yaml``."""
+
+    name: str = "run"
+    output_dir: str = "runs"
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a run config from a YAML file or a preset name, apply ``key.path=value`` overrides, validate.
+
+    Errors name the offending key: unknown keys, impossible values, malformed overrides.
+    """
+    data = _read_yaml(source)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ArgusrecError(f"bad override {item!r}: expected key.path=value, e.g. train.epochs=5")
+        _set_path(data, key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None, item)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ArgusrecError(f"invalid config {source}:\n{_explain(e)}") from None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read_yaml(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if not path.is_file():
+        preset = PRESETS_DIR / f"{source}.yaml"
+        if not preset.is_file():
+            raise ArgusrecError(f"no config file or preset named {str(source)!r}; presets: {', '.join(preset_names())}")
+        path = preset
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ArgusrecError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ArgusrecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _set_path(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
+    node = data
+    for k in keys[:-1]:
+        child = node.setdefault(k, {})
+        if not isinstance(child, dict):
+            raise ArgusrecError(f"bad override {item!r}: {k!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _explain(e: ValidationError) -> str:
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,292 @@
+"""Training losses: sampled softmax with logQ correction (NIP), full softmax, feedback BCE, pairwise.
+
+Pure functions of tensors (plus :class:`LearnedTemperature`, a one-parameter module); no I/O, no
+device choice. Letters (docs/notation.md): M supervised positions (the flattened, unpadded positions
+of a batch that carry a next-item target), R negatives shared by all M positions, D width, V catalog
+(item ids 1..V, 0 = padding), F feedback signals.
+
+Where the negatives come from and what their log Q is — in-batch + uniform sampling, item
+frequencies, :func:`argusrec.data.negatives.mixed_log_q` — lives in :mod:`argusrec.data.negatives`;
+this module only turns candidates and their log Q into a loss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Similarity = Literal["dot", "cosine"]
+Reduction = Literal["mean", "sum", "none"]
+
+__all__ = [
+    "LearnedTemperature",
+    "binary_feedback_loss",
+    "full_softmax_loss",
+    "pairwise_logistic_loss",
+    "sampled_softmax_loss",
+]
+
+
+def _unit(x: Tensor, similarity: Similarity) -> Tensor:
+    """Unit-normalise the last dim for cosine similarity (HSTU's recipe, PEERS.md §1); identity for dot."""
+    if similarity == "dot":
+        return x
+    if similarity == "cosine":
+        return F.normalize(x, dim=-1)
+    raise ValueError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
+
+
+def _reduce(loss: Tensor, weights: Tensor | None, reduction: Reduction) -> Tensor:
+    """Per-row losses (M,) -> the requested reduction.
+
+    ``mean`` with weights is the weighted mean ``sum(w * l) / sum(w)``, so scaling all weights changes
+    nothing; with no rows (or all weights 0) it is 0 rather than NaN, so an empty batch cannot poison
+    training. ``none`` returns ``w * l`` (M,).
+    """
+    if weights is not None:
+        if weights.shape != loss.shape:
+            raise ValueError(f"weights must have shape {tuple(loss.shape)}, got {tuple(weights.shape)}")
+        loss = loss * weights.to(loss.dtype)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        denom = weights.to(loss.dtype).sum() if weights is not None else loss.new_tensor(float(loss.numel()))
+        return loss.sum() / denom.clamp_min(torch.finfo(loss.dtype).tiny)
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def sampled_softmax_loss(
+    query: Tensor,
+    positive: Tensor,
+    positive_ids: Tensor,
+    negatives: Tensor,
+    negative_ids: Tensor,
+    *,
+    temperature: float | Tensor,
+    positive_log_q: Tensor | None = None,
+    negative_log_q: Tensor | None = None,
+    similarity: Similarity = "dot",
+    mask_accidental_hits: bool = True,
+    reduction: Reduction = "mean",
+    weights: Tensor | None = None,
+) -> Tensor:
+    """Cross-entropy of the positive against R negatives shared by every position (ARGUS.md §3).
+
+    Each row m scores 1 + R candidates, the positive first (logits (M, 1 + R)):
+    ``s(j) = sim(q_m, e_j) / T - log Q(j)``, where ``sim`` is the dot product or cosine similarity.
+
+    Args:
+        query: (M, D) query vectors (the user state at each supervised position).
+        positive: (M, D) vector of each row's target item.
+        positive_ids: (M,) int target item ids, 1..V.
+        negatives: (R, D) negative item vectors, shared by all M rows.
+        negative_ids: (R,) int negative item ids (duplicates allowed; see
+            :func:`argusrec.data.negatives.build_negatives` for the deduplicated form).
+        temperature: scalar T > 0, a float or a 0-d tensor (e.g. :class:`LearnedTemperature` output,
+            which then receives gradients).
+        positive_log_q: (M,) log Q of each row's positive, or None for no correction.
+        negative_log_q: (R,) log Q of each negative, or None. Give both or neither: ARGUS.md §3
+            subtracts log Q from every candidate including the positive; to correct only the
+            negatives, pass zeros for ``positive_log_q`` explicitly.
+        similarity: ``"dot"`` (ARGUS) or ``"cosine"`` (HSTU, PEERS.md §1).
+        mask_accidental_hits: set to -inf the logits of negatives whose id equals the row's positive
+            id, so the positive is counted once (as the target) and never as its own negative.
+        reduction: ``"mean"`` (weighted mean when ``weights`` is given), ``"sum"`` or ``"none"`` (M,).
+        weights: (M,) non-negative per-row weights, or None.
+
+    Returns:
+        A scalar, or (M,) per-row losses for ``reduction="none"``.
+    """
+    if query.dim() != 2 or positive.shape != query.shape:
+        raise ValueError(f"query and positive must both be (M, D), got {tuple(query.shape)}, {tuple(positive.shape)}")
+    if negatives.dim() != 2 or negatives.shape[1] != query.shape[1]:
+        raise ValueError(f"negatives must be (R, D) with D = {query.shape[1]}, got {tuple(negatives.shape)}")
+    if positive_ids.shape != query.shape[:1] or negative_ids.shape != negatives.shape[:1]:
+        raise ValueError("positive_ids must be (M,) and negative_ids (R,) matching the vectors")
+    if (positive_log_q is None) != (negative_log_q is None):
+        raise ValueError(
+            "give both positive_log_q and negative_log_q, or neither (ARGUS.md §3 corrects every candidate)"
+        )
+
+    query, positive, negatives = _unit(query, similarity), _unit(positive, similarity), _unit(negatives, similarity)
+    # float32 for the softmax: under bf16 autocast the logsumexp over thousands of candidates loses
+    # the small differences that carry the gradient.
+    pos_logit = (query * positive).sum(dim=-1, keepdim=True).float() / temperature  # (M, 1)
+    neg_logits = (query @ negatives.T).float() / temperature  # (M, R)
+    if positive_log_q is not None and negative_log_q is not None:
+        if positive_log_q.shape != positive_ids.shape or negative_log_q.shape != negative_ids.shape:
+            raise ValueError("positive_log_q must be (M,) and negative_log_q (R,)")
+        # Subtracted after the temperature: log Q describes the sampler, which does not depend on T
+        # (s(j) = <q, e_j> / T - log Q(j), ARGUS.md §3); the positive is corrected too ([our choice]
+        # in ARGUS.md §3, the standard correction).
+        pos_logit = pos_logit - positive_log_q.float()[:, None]  # (M, 1)
+        neg_logits = neg_logits - negative_log_q.float()[None, :]  # (M, R)
+    if mask_accidental_hits:
+        # A negative equal to the row's positive would be pushed down and up at once, and the
+        # positive would be counted twice in the partition sum; -inf removes it from the softmax,
+        # and masked_fill's backward gives the masked entries exactly zero gradient.
+        hits = negative_ids[None, :] == positive_ids[:, None]  # (M, R)
+        neg_logits = neg_logits.masked_fill(hits, float("-inf"))  # (M, R)
+    logits = torch.cat([pos_logit, neg_logits], dim=1)  # (M, 1 + R), the positive in column 0
+    target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)  # the positive is column 0
+    loss = F.cross_entropy(logits, target, reduction="none")  # (M,)
+    return _reduce(loss, weights, reduction)
+
+
+def full_softmax_loss(
+    query: Tensor,
+    item_table: Tensor,
+    targets: Tensor,
+    *,
+    temperature: float | Tensor,
+    similarity: Similarity = "dot",
+    exclude_padding: bool = True,
+    reduction: Reduction = "mean",
+    weights: Tensor | None = None,
+) -> Tensor:
+    """Cross-entropy over the whole catalog, for catalogs small enough to score every item.
+
+    Args:
+        query: (M, D) query vectors.
+        item_table: (V + 1, D) vectors of every item; row 0 is the padding item.
+        targets: (M,) int target ids, 1..V.
+        temperature: scalar T > 0 (float or 0-d tensor).
+        similarity: ``"dot"`` or ``"cosine"``.
+        exclude_padding: give item 0 a -inf logit, so padding is never a candidate (a target of 0
+            then has infinite loss: filter padding out before calling).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (M,), as in :func:`sampled_softmax_loss`.
+        weights: (M,) per-row weights, or None.
+
+    Returns:
+        A scalar, or (M,) for ``reduction="none"``.
+    """
+    if query.dim() != 2 or item_table.dim() != 2 or item_table.shape[1] != query.shape[1]:
+        raise ValueError(
+            f"query must be (M, D) and item_table (V + 1, D), got {tuple(query.shape)}, {tuple(item_table.shape)}"
+        )
+    if targets.shape != query.shape[:1]:
+        raise ValueError(f"targets must be (M,) = ({query.shape[0]},), got {tuple(targets.shape)}")
+    query, item_table = _unit(query, similarity), _unit(item_table, similarity)
+    logits = (query @ item_table.T).float() / temperature  # (M, V + 1)
+    if exclude_padding:
+        pad = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+        pad[0] = True
+        logits = logits.masked_fill(pad, float("-inf"))  # (M, V + 1)
+    loss = F.cross_entropy(logits, targets.long(), reduction="none")  # (M,)
+    return _reduce(loss, weights, reduction)
+
+
+class LearnedTemperature(nn.Module):
+    """The softmax temperature ``T = exp(tau)`` as a learned scalar, clipped to ``[min, max]``.
+
+    ARGUS.md §3: learned, clipped to [0.01, 100]. The clip is ``clamp`` on ``tau`` in log space
+    (the same as clipping ``exp(tau)``, but exact at the bounds), with clamp's gradient semantics:
+    the gradient passes while ``log(min) <= tau <= log(max)`` — *including exactly at a bound* — and
+    is zero strictly outside. An optimizer step can push ``tau`` past a bound, after which only
+    other forces (e.g. weight decay, which should be off for this parameter) move it back; it stays
+    at the bound's value meanwhile.
+
+    Args:
+        init: initial temperature (0.05 is HSTU's fixed value, PEERS.md §1; ARGUS gives none).
+        min: lower clip on T.
+        max: upper clip on T.
+    """
+
+    def __init__(self, init: float = 0.05, min: float = 0.01, max: float = 100.0) -> None:
+        super().__init__()
+        if not 0 < min <= init <= max:
+            raise ValueError(f"need 0 < min <= init <= max, got min={min}, init={init}, max={max}")
+        self.min = float(min)
+        self.max = float(max)
+        self.tau = nn.Parameter(torch.tensor(math.log(init)))
+
+    def forward(self) -> Tensor:
+        """Returns T, a 0-d tensor in [min, max]."""
+        return self.tau.clamp(math.log(self.min), math.log(self.max)).exp()
+
+    def extra_repr(self) -> str:
+        return f"min={self.min}, max={self.max}"
+
+
+def binary_feedback_loss(
+    logits: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    weights: Tensor | None = None,
+    *,
+    reduction: Literal["sum", "none"] = "sum",
+) -> Tensor:
+    """Binary cross-entropy per feedback signal, NaN labels ignored (ARGUS.md §1, FP task).
+
+    Each signal's loss is the mean over the entries where its label is observed (not NaN) and
+    ``mask`` is true; a signal observed nowhere in the batch contributes 0, not NaN.
+
+    Args:
+        logits: (..., F) one logit per feedback signal, e.g. (B, N, F).
+        labels: (..., F) targets in [0, 1]; NaN = not observed (the store's padding value).
+        mask: (...) bool, true for real events (e.g. (B, N)), or None for all.
+        weights: (F,) per-signal weights for the sum, or None for all ones.
+        reduction: ``"sum"``: the weighted sum over signals, a scalar; ``"none"``: (F,) per-signal
+            losses, unweighted (for logging each signal).
+
+    Returns:
+        A scalar, or (F,) for ``reduction="none"``.
+    """
+    if logits.shape != labels.shape:
+        raise ValueError(
+            f"logits and labels must have the same shape, got {tuple(logits.shape)}, {tuple(labels.shape)}"
+        )
+    observed = ~torch.isnan(labels)  # (..., F)
+    if mask is not None:
+        if mask.shape != logits.shape[:-1]:
+            raise ValueError(f"mask must have shape {tuple(logits.shape[:-1])}, got {tuple(mask.shape)}")
+        observed = observed & mask.bool()[..., None]
+    # NaN labels must be replaced before the BCE, not only masked after it: a NaN inside the graph
+    # turns the whole gradient NaN even when multiplied by 0. torch.where routes zero gradient to
+    # the unselected entries.
+    safe = torch.where(observed, labels, torch.zeros_like(labels))
+    bce = F.binary_cross_entropy_with_logits(logits.float(), safe.float(), reduction="none")  # (..., F)
+    bce = torch.where(observed, bce, torch.zeros_like(bce))
+    flat_bce = bce.reshape(-1, bce.shape[-1])  # (rows, F)
+    counts = observed.reshape(-1, bce.shape[-1]).sum(dim=0)  # (F,)
+    per_signal = flat_bce.sum(dim=0) / counts.clamp_min(1)  # (F,)
+    if reduction == "none":
+        return per_signal
+    if reduction != "sum":
+        raise ValueError(f"reduction must be 'sum' or 'none', got {reduction!r}")
+    if weights is None:
+        return per_signal.sum()
+    if weights.shape != per_signal.shape:
+        raise ValueError(f"weights must be (F,) = ({per_signal.shape[0]},), got {tuple(weights.shape)}")
+    return (per_signal * weights.to(per_signal.dtype)).sum()
+
+
+def pairwise_logistic_loss(
+    score_a: Tensor,
+    score_b: Tensor,
+    weight: Tensor | None = None,
+    *,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Logistic pairwise loss ``-log sigmoid(s_a - s_b)`` where a should rank above b (ARGUS.md §5).
+
+    Args:
+        score_a: (P,) scores of the preferred item of each pair.
+        score_b: (P,) scores of the other item.
+        weight: (P,) pair weights (e.g. from the feedback difference), or None.
+        reduction: ``"mean"`` (weighted mean), ``"sum"`` or ``"none"`` (P,).
+
+    Returns:
+        A scalar, or (P,) for ``reduction="none"``.
+    """
+    if score_a.shape != score_b.shape or score_a.dim() != 1:
+        raise ValueError(f"score_a and score_b must both be (P,), got {tuple(score_a.shape)}, {tuple(score_b.shape)}")
+    # softplus(b - a) = -log sigmoid(a - b), without overflow for large differences.
+    loss = F.softplus(score_b.float() - score_a.float())  # (P,)
+    return _reduce(loss, weight, reduction)
