@@ -1,0 +1,146 @@
+"""Causal multi-head softmax self-attention with key padding, and rotary position embedding (RoPE).
+
+The attention mask follows the encoder contract (docs/notation.md, DESIGN.md): query n sees keys
+m <= n that are real events, whatever the padding layout. The softmax itself runs in
+:func:`torch.nn.functional.scaled_dot_product_attention`, which picks a fused kernel where one exists.
+
+RoPE (Su et al., "RoFormer", 2021) rotates each pair of query/key channels by an angle proportional
+to the token's position, so that ⟨rot(q, m), rot(k, n)⟩ depends on m − n only. Pairs are the two
+halves of the head (channel i with channel i + head_dim/2, the GPT-NeoX / Hugging Face LLaMa layout:
+two contiguous slices instead of a strided view). Positions are counted over real events only, so a
+row's padding — left, right or in between — never changes the relative distances.
+
+Letters (docs/notation.md): B batch, N length, D width, H heads; Dh = D / H, the head width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["CausalSelfAttention", "apply_rotary", "causal_padding_mask", "rotary_tables"]
+
+
+def causal_padding_mask(valid: Tensor) -> Tensor:
+    """Which keys each query may attend: earlier-or-same positions that hold real events, plus itself.
+
+    The diagonal is always allowed: a padded query (e.g. left padding, before any real key) would
+    otherwise have an empty row and softmax would return 0/0 = NaN. Real queries already see
+    themselves, so the extra diagonal changes only padded rows, whose outputs the caller zeroes.
+
+    Args:
+        valid: (B, N) bool, True for real events.
+
+    Returns:
+        (B, 1, N, N) bool, True = may attend (the convention of ``scaled_dot_product_attention``);
+        broadcasts over heads.
+    """
+    n = valid.shape[-1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=valid.device).tril()  # (N, N) key m <= query n
+    mask = causal & valid[:, None, None, :]  # (B, 1, N, N) keys must be real
+    return mask | torch.eye(n, dtype=torch.bool, device=valid.device)  # (B, 1, N, N)
+
+
+def rotary_tables(positions: int | Tensor, head_dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """cos and sin of the RoPE angles ``position · base**(-2i / head_dim)``, i = 0 .. head_dim/2 − 1.
+
+    Args:
+        positions: n (positions 0..n−1), or an integer tensor (..., N) of positions.
+        head_dim: Dh, even.
+        base: the RoPE base (10000 in RoFormer and LLaMa).
+
+    Returns:
+        (cos, sin), each float32 (n, Dh/2) or (..., N, Dh/2).
+    """
+    if head_dim % 2:
+        raise ValueError(f"rotary embedding needs an even head width, got {head_dim}")
+    if isinstance(positions, int):
+        positions = torch.arange(positions)
+    # float32 angles: at 8192 positions the angle error stays ~1e-3 rad; bf16 would be far worse.
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+    angles = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # (..., N, Dh/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+    """Rotate queries and keys: channel pair (i, i + Dh/2) turns by the angle of its position.
+
+    Args:
+        q: (B, H, N, Dh) queries.
+        k: (B, H, N, Dh) keys.
+        cos: broadcastable to (B, H, N, Dh/2), e.g. (N, Dh/2) or (B, 1, N, Dh/2).
+        sin: same shape as ``cos``.
+
+    Returns:
+        Rotated (q, k), same shapes and dtypes as the inputs.
+    """
+
+    def rotate(x: Tensor) -> Tensor:
+        # In float32 so that bf16 inputs lose no precision in the rotation itself.
+        x1, x2 = x.float().chunk(2, dim=-1)  # 2 × (B, H, N, Dh/2)
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)  # (B, H, N, Dh)
+
+    return rotate(q), rotate(k)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal softmax self-attention over real events only.
+
+    Args:
+        dim: D.
+        heads: H; must divide D.
+        dropout: dropout on the attention probabilities (training only).
+        bias: biases in the input and output projections (LLaMa style has none).
+        rotary: rotate queries and keys by the events' positions (RoPE).
+        rope_base: the RoPE base.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        dropout: float = 0.0,
+        bias: bool = True,
+        rotary: bool = False,
+        rope_base: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"heads={heads} must divide dim={dim}")
+        self.dim = dim
+        self.heads = heads
+        self.head_dim = dim // heads
+        if rotary and self.head_dim % 2:
+            raise ValueError(f"rotary embedding needs an even head width, got dim/heads = {self.head_dim}")
+        self.dropout = dropout
+        self.rotary = rotary
+        self.rope_base = rope_base
+        # One fused projection for Q, K, V: one matmul instead of three.
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.out = nn.Linear(dim, dim, bias=bias)
+
+    def forward(self, x: Tensor, *, valid: Tensor) -> Tensor:
+        """Attend causally over the real events of each row.
+
+        Args:
+            x: (B, N, D) inputs.
+            valid: (B, N) bool, True for real events.
+
+        Returns:
+            (B, N, D); exactly zero at padded positions.
+        """
+        b, n, d = x.shape
+        qkv = self.qkv(x).view(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, H, Dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, N, Dh)
+        if self.rotary:
+            # Index among the row's real events, so padding anywhere leaves relative distances unchanged.
+            positions = (valid.long().cumsum(-1) - 1).clamp_min(0)  # (B, N)
+            cos, sin = rotary_tables(positions, self.head_dim, self.rope_base)  # 2 × (B, N, Dh/2)
+            q, k = apply_rotary(q, k, cos.unsqueeze(1), sin.unsqueeze(1))  # tables (B, 1, N, Dh/2) over heads
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=causal_padding_mask(valid), dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, N, Dh)
+        y = y.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
+        return self.out(y).masked_fill(~valid.unsqueeze(-1), 0.0)
