@@ -143,6 +143,59 @@ def data_describe(
     typer.echo(json.dumps(summary, indent=2) if as_json else render(summary))
 
 
+@app.command("train")
+def train_cmd(
+    config: str = typer.Option(..., "--config", "-c", help="YAML run config, or a preset name (see --list)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: key.path=value (repeat)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default output_dir/name)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Train a sequential recommender, validate, early-stop, then report validation and test metrics."""
+    from argusrec.config import load_config
+    from argusrec.recipes.train import train
+
+    cfg = load_config(config, set_)
+    summary = train(cfg, run_dir=run_dir, progress=_progress(no_progress))
+    _print_metrics(summary["metrics"], summary.get("popularity_baseline"))
+    where = run_dir or Path(cfg.output_dir) / cfg.name
+    typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `argusrec train`."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+) -> None:
+    """Evaluate a run's best checkpoint on the validation and test targets."""
+    from argusrec.recipes.evaluate import evaluate_run
+
+    result = evaluate_run(run_dir, device=device)
+    typer.echo(f"checkpoint: {result['checkpoint']}")
+    _print_metrics(result["metrics"])
+
+
+@app.command("presets")
+def presets_cmd() -> None:
+    """List the bundled run presets (use one with `argusrec train --config NAME`)."""
+    from argusrec.config import PRESETS_DIR, preset_names
+
+    for name in preset_names():
+        first = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
+        typer.echo(f"{name:<22} {first[:100]}")
+
+
+def _print_metrics(metrics: dict, baseline: dict | None = None) -> None:
+    keys = [k for k in metrics if "/" in k]
+    width = max((len(k) for k in keys), default=10)
+    header = f"{'metric':<{width}}  {'model':>8}" + (f"  {'popularity':>10}" if baseline else "")
+    typer.echo(header)
+    for k in keys:
+        line = f"{k:<{width}}  {metrics[k]:>8.4f}"
+        if baseline and k in baseline:
+            line += f"  {baseline[k]:>10.4f}"
+        typer.echo(line)
+
+
 @app.command("quickstart")
 def quickstart(
     output: Path = typer.Option(Path("runs/quickstart"), "--output", "-o", help="Where the quickstart writes."),

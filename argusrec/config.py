@@ -109,6 +109,9 @@ class EvalConfig(_Config):
     ks: tuple[int, ...] = (10, 50)
     filter_history: bool = Field(True, description="remove the user's history items from the ranking")
     batch_size: int = Field(512, ge=1)
+    sampled_negatives: int | None = Field(
+        None, ge=1, description="also rank against this many sampled items; reported as <split>/sampledR/..."
+    )
 
 
 class RunConfig(_Config):

@@ -61,6 +61,15 @@ def test_sasrec_beats_popularity_and_evaluate_reproduces_the_metrics(tmp_path: P
     assert again["test/NDCG@10"] == pytest.approx(model["test/NDCG@10"], abs=1e-6)
 
 
+def test_sampled_metrics_only_when_asked_and_labelled(tmp_path: Path, taste_world: Path) -> None:
+    plain = train(_config(tmp_path, taste_world, epochs=1), run_dir=tmp_path / "a", progress=False)["metrics"]
+    assert not any("sampled" in k for k in plain)
+    cfg = _config(tmp_path, taste_world, epochs=1, overrides=("eval.sampled_negatives=100",))
+    both = train(cfg, run_dir=tmp_path / "b", progress=False)["metrics"]
+    assert both["test/NDCG@10"] == pytest.approx(plain["test/NDCG@10"])  # full ranking unchanged
+    assert both["test/sampled100/HR@10"] >= both["test/HR@10"]  # 100 candidates are easier than the catalog
+
+
 @pytest.mark.parametrize("kind", ["llama", "hstu", "fuxi"])
 def test_every_model_kind_trains_and_evaluates(tmp_path: Path, taste_world: Path, kind: str) -> None:
     cfg = _config(tmp_path, taste_world, kind=kind, epochs=2)

@@ -1,0 +1,70 @@
+"""Assemble SASRec, LLaMa-style, HSTU and FuXi-alpha from a :class:`ModelConfig` (composition of nn/ parts)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from argusrec.config import LossConfig, ModelConfig
+from argusrec.losses import LearnedTemperature
+from argusrec.models.sequential import FixedTemperature, SequentialRecommender
+from argusrec.nn.embeddings import HashedEmbedding, IdEmbedding, PositionEmbedding
+from argusrec.nn.fuxi import FuXiBlock
+from argusrec.nn.hstu import HSTULayer
+from argusrec.nn.transformer import TransformerEncoder, llama_blocks, sasrec_blocks
+
+
+def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: int) -> SequentialRecommender:
+    """A :class:`SequentialRecommender` for a catalog of ``n_items`` and histories of ``max_len`` events."""
+    d = model.dim
+    if model.item_embedding == "id":
+        items: nn.Module = IdEmbedding(n_items + 1, d)
+    else:  # ARGUS's unified hashed embedding: fixed memory whatever the catalog size
+        items = HashedEmbedding(model.hash_buckets, d, num_hashes=model.num_hashes)
+    qk = model.qk_dim or d // model.heads
+    v = model.v_dim or d // model.heads
+    positions: nn.Module | None = PositionEmbedding(max_len, d)
+    input_scale = True  # item embedding x sqrt(D): SASRec and HSTU convention
+    if model.kind == "sasrec":
+        blocks = sasrec_blocks(model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim or d)
+        final_norm: str | None = "layer"
+    elif model.kind == "llama":
+        blocks = llama_blocks(model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim)
+        positions, input_scale, final_norm = None, False, "rms"  # rotary positions inside attention
+    elif model.kind == "hstu":
+        blocks = [
+            HSTULayer(
+                d, model.heads, qk_dim=qk, v_dim=v, max_len=max_len, dropout=model.dropout, variant=model.hstu_variant
+            )
+            for _ in range(model.layers)
+        ]
+        final_norm = None  # HSTU's research model L2-normalises the output instead (model.normalize)
+    else:
+        blocks = [
+            FuXiBlock(d, model.heads, qk_dim=qk, v_dim=v, max_len=max_len, dropout=model.dropout)
+            for _ in range(model.layers)
+        ]
+        final_norm = "rms"
+    temperature = LearnedTemperature() if loss.temperature == "learned" else FixedTemperature(float(loss.temperature))
+    return SequentialRecommender(
+        items=items,
+        encoder=TransformerEncoder(blocks, d, final_norm=final_norm),
+        positions=positions,
+        n_items=n_items,
+        dim=d,
+        dropout=model.dropout,
+        input_scale=input_scale,
+        normalize=model.normalize,
+        temperature=temperature,
+    )
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(all parameters, parameters outside embedding tables) — the latter is the size papers quote."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, (IdEmbedding, HashedEmbedding, PositionEmbedding))
+        for p in m.parameters()
+    )
+    return total, total - embedding

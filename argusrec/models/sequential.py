@@ -1,0 +1,99 @@
+"""A sequential recommender: item embeddings -> encoder blocks -> user states scored against items.
+
+The same assembly serves SASRec, LLaMa-style, HSTU and FuXi-alpha: only the list of blocks (and
+whether learned absolute positions are added) changes; see :mod:`argusrec.models.builders`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class SequentialRecommender(nn.Module):
+    """``states = encoder(scale * item_emb(items) + pos_emb)``; the score of item j at position n is
+    ``<states[:, n], item_vector(j)>`` (cosine when ``normalize``).
+
+    Args:
+        items: item embedding module: ``forward(ids (...)) -> (..., D)`` and ``all_vectors() -> (V+1, D)``.
+        encoder: runs the blocks: ``forward(x (B, N, D), *, valid, timestamps, query_timestamps) -> (B, N, D)``.
+        positions: learned absolute positions (:class:`~argusrec.nn.embeddings.PositionEmbedding`: counted back
+            from the latest event, so it gets the same vector in training and serving) or None (rotary models).
+        n_items: catalog size V; ``all_item_vectors`` returns V + 1 rows.
+        input_scale: multiply item embeddings by sqrt(D) (SASRec/HSTU convention).
+        normalize: L2-normalise user states and item vectors (HSTU's cosine-similarity recipe).
+        temperature: a module returning the softmax temperature (fixed or learned), kept here so that it is
+            trained and checkpointed with the model.
+    """
+
+    def __init__(
+        self,
+        *,
+        items: nn.Module,
+        encoder: nn.Module,
+        positions: nn.Module | None,
+        n_items: int,
+        dim: int,
+        dropout: float,
+        input_scale: bool,
+        normalize: bool,
+        temperature: nn.Module,
+    ) -> None:
+        super().__init__()
+        self.items = items
+        self.encoder = encoder
+        self.positions = positions
+        self.n_items = n_items
+        self.dim = dim
+        self.dropout = nn.Dropout(dropout)
+        self.scale = math.sqrt(dim) if input_scale else 1.0
+        self.normalize = normalize
+        self.temperature = temperature
+
+    def forward(
+        self,
+        items: Tensor,
+        valid: Tensor,
+        timestamps: Tensor | None = None,
+        query_timestamps: Tensor | None = None,
+    ) -> Tensor:
+        """User states after every event.
+
+        Args:
+            items: (B, N) int64 item ids, 0 on padding.
+            valid: (B, N) bool, True on real events.
+            timestamps: (B, N) int64 seconds of the events (time-aware encoders).
+            query_timestamps: (B, N) int64 time of the event each position predicts.
+        Returns:
+            (B, N, D) states; position n summarises events <= n.
+        """
+        x = self.items(items) * self.scale  # (B, N, D)
+        if self.positions is not None:
+            x = x + self.positions(self.positions.positions(valid))  # (B, N, D)
+        x = self.dropout(x) * valid.unsqueeze(-1)  # (B, N, D)
+        h = self.encoder(x, valid=valid, timestamps=timestamps, query_timestamps=query_timestamps)
+        return self._norm(h)
+
+    def item_vectors(self, ids: Tensor) -> Tensor:
+        """(...) item ids -> (..., D) vectors used for scoring."""
+        return self._norm(self.items(ids))
+
+    def all_item_vectors(self) -> Tensor:
+        """(V + 1, D) vectors of the whole catalog (row 0 = padding)."""
+        return self._norm(self.items.all_vectors(self.n_items))
+
+    def _norm(self, x: Tensor) -> Tensor:
+        return nn.functional.normalize(x, dim=-1) if self.normalize else x
+
+
+class FixedTemperature(nn.Module):
+    """A constant softmax temperature with the same interface as the learned one."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.register_buffer("value", torch.tensor(float(value)), persistent=False)
+
+    def forward(self) -> Tensor:
+        return self.value

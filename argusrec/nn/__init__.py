@@ -1,0 +1,1 @@
+"""Framework-free building blocks (torch only): embeddings, attention, transformer / HSTU / FuXi blocks."""

@@ -1,0 +1,59 @@
+"""Evaluate a finished (or interrupted) run directory again: rebuild the model, load its best weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from argusrec import __version__
+from argusrec.config import load_config
+from argusrec.data.store import SequenceStore
+from argusrec.errors import ArgusrecError
+from argusrec.eval.protocols import evaluate_next_item
+from argusrec.models.builders import build_model
+from argusrec.recipes.train import RUN_FORMAT, make_split
+from argusrec.training.checkpoint import load_weights
+from argusrec.training.device import resolve_device
+
+
+def evaluate_run(run_dir: str | Path, *, roles: tuple[str, ...] = ("valid", "test"), device: str = "auto") -> dict:
+    """Metrics of the run's best checkpoint (``last.pt`` when no validation ever ran) on ``roles``."""
+    run_dir = Path(run_dir)
+    info = run_dir / "run.json"
+    if not info.is_file():
+        raise ArgusrecError(f"{run_dir} is not a run directory (no run.json); train one with `argusrec train`")
+    meta = json.loads(info.read_text())
+    if meta.get("format") != RUN_FORMAT:
+        raise ArgusrecError(
+            f"{run_dir} was written by argusrec {meta.get('argusrec_version')} (run format {meta.get('format')}); "
+            f"this is argusrec {__version__} (run format {RUN_FORMAT}) and cannot read it"
+        )
+    config = load_config(run_dir / "config.yaml")
+    ckpt = run_dir / "checkpoints" / "best.pt"
+    if not ckpt.exists():
+        ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        raise ArgusrecError(f"{run_dir} has no checkpoint yet (checkpoints/best.pt or last.pt)")
+    store = SequenceStore.open(config.data.path)
+    model = build_model(config.model, config.loss, n_items=store.n_items, max_len=config.data.max_len)
+    load_weights(ckpt, model)
+    dev = resolve_device(device)
+    model.to(dev)
+    split = make_split(store, config)
+    metrics: dict[str, float] = {}
+    for role in roles:
+        metrics.update(
+            evaluate_next_item(
+                model,
+                store,
+                split,
+                role,  # type: ignore[arg-type]
+                max_len=config.data.max_len,
+                ks=config.eval.ks,
+                filter_history=config.eval.filter_history,
+                batch_size=config.eval.batch_size,
+                device=dev,
+                sampled_negatives=config.eval.sampled_negatives,
+            )
+        )
+    return {"checkpoint": str(ckpt), "metrics": metrics}
