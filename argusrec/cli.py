@@ -45,11 +45,13 @@ def data_simulate(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """Simulate a music-streaming service (context, items, feedback) and prepare it."""
-    from argusrec.data.simulate import SimulationConfig
+    from argusrec.data.simulator import SimulationConfig
     from argusrec.recipes.data import simulate
 
     overrides = {"n_users": users, "n_items": items, "days": days}
-    config = SimulationConfig(n_events=events, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    config = SimulationConfig.model_validate(
+        {"n_events": events, "seed": seed, **{k: v for k, v in overrides.items() if v is not None}}
+    )
     report = simulate(
         config, output, raw=raw, latent=not no_latent, overwrite=overwrite, progress=_progress(no_progress)
     )
@@ -118,7 +120,7 @@ def data_prepare(
 
 def _generic_config(config: Path | None, **cli: object):
     """The generic adapter's column map: from --config FILE or from the command-line flags, not both."""
-    from argusrec.data.adapters.generic import GenericConfig
+    from argusrec.data.adapters.generic_config import GenericConfig
 
     given = {k: v for k, v in cli.items() if v not in (None, [], "")}
     if config is not None:
@@ -205,7 +207,7 @@ def quickstart(
 ) -> None:
     """The main job on the embedded default: simulate a small streaming service, prepare it, describe it."""
     from argusrec.data.describe import render
-    from argusrec.data.simulate import SimulationConfig
+    from argusrec.data.simulator import SimulationConfig
     from argusrec.recipes.data import simulate, summarize
 
     data_dir = output / "data"

@@ -26,6 +26,7 @@ from argusrec.eval.ranking import (
     rank_by_popularity,
     rank_targets,
 )
+from argusrec.models.sequential import SequentialRecommender
 
 
 @torch.no_grad()
@@ -67,7 +68,7 @@ def user_vectors(
 
 @torch.no_grad()
 def evaluate_next_item(
-    model: nn.Module,
+    model: SequentialRecommender,
     store: SequenceStore,
     split: Split,
     role: Literal["valid", "test"],

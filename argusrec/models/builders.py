@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import nn
 
 from argusrec.config import LossConfig, ModelConfig
@@ -16,17 +18,18 @@ from argusrec.nn.transformer import TransformerEncoder, llama_blocks, sasrec_blo
 def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: int) -> SequentialRecommender:
     """A :class:`SequentialRecommender` for a catalog of ``n_items`` and histories of ``max_len`` events."""
     d = model.dim
+    items: IdEmbedding | HashedEmbedding
     if model.item_embedding == "id":
-        items: nn.Module = IdEmbedding(n_items + 1, d)
+        items = IdEmbedding(n_items + 1, d)
     else:  # ARGUS's unified hashed embedding: fixed memory whatever the catalog size
         items = HashedEmbedding(model.hash_buckets, d, num_hashes=model.num_hashes)
     qk = model.qk_dim or d // model.heads
     v = model.v_dim or d // model.heads
-    positions: nn.Module | None = PositionEmbedding(max_len, d)
+    positions: PositionEmbedding | None = PositionEmbedding(max_len, d)
     input_scale = True  # item embedding x sqrt(D): SASRec and HSTU convention
     if model.kind == "sasrec":
         blocks = sasrec_blocks(model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim or d)
-        final_norm: str | None = "layer"
+        final_norm: Literal["layer", "rms"] | None = "layer"
     elif model.kind == "llama":
         blocks = llama_blocks(model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim)
         positions, input_scale, final_norm = None, False, "rms"  # rotary positions inside attention

@@ -7,11 +7,14 @@ correction (ARGUS.md §3), or a full softmax for small catalogs.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
 from argusrec.data.negatives import UniformSampler, build_negatives
 from argusrec.losses import full_softmax_loss, sampled_softmax_loss
+from argusrec.models.sequential import SequentialRecommender
 
 
 class NextItemTask:
@@ -53,6 +56,7 @@ class NextItemTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
         """Batch columns: ``item_id`` (B, N), ``timestamp`` (B, N), ``mask`` (B, N). Returns (loss, targets)."""
+        model = cast(SequentialRecommender, model)  # may also be its torch.compile wrapper
         items = batch["item_id"].long()
         valid = batch["mask"]
         ts = batch["timestamp"]

@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from argusrec.nn.embeddings import HashedEmbedding, IdEmbedding, PositionEmbedding
+
 
 class SequentialRecommender(nn.Module):
     """``states = encoder(scale * item_emb(items) + pos_emb)``; the score of item j at position n is
@@ -31,9 +33,9 @@ class SequentialRecommender(nn.Module):
     def __init__(
         self,
         *,
-        items: nn.Module,
+        items: IdEmbedding | HashedEmbedding,
         encoder: nn.Module,
-        positions: nn.Module | None,
+        positions: PositionEmbedding | None,
         n_items: int,
         dim: int,
         dropout: float,
@@ -90,6 +92,8 @@ class SequentialRecommender(nn.Module):
 
 class FixedTemperature(nn.Module):
     """A constant softmax temperature with the same interface as the learned one."""
+
+    value: Tensor
 
     def __init__(self, value: float) -> None:
         super().__init__()

@@ -37,7 +37,7 @@ def open_source(
 
     ``dataset`` names a published dataset (MovieLens: ``ml-100k``, ``ml-1m``, ...) that is downloaded
     into the cache when it is not already there; ``path`` points at files on disk. ``generic`` is a
-    :class:`~argusrec.data.adapters.generic.GenericConfig` (column map) for the generic source.
+    :class:`~argusrec.data.adapters.generic_config.GenericConfig` (column map) for the generic source.
     """
     if source not in SOURCES:
         raise ArgusrecError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -63,7 +63,7 @@ def open_source(
     if source == "amazon":
         from argusrec.data.adapters.amazon import open_amazon
 
-        return open_amazon(path, id_type=id_type or "auto")
+        return open_amazon(path, id_type=id_type or "auto")  # type: ignore[arg-type]  # validated by the adapter
     if source == "yambda":
         from argusrec.data.adapters.yambda import open_yambda
 
@@ -116,7 +116,7 @@ def simulate(
     it — the input of ``argusrec data prepare --source generic``. ``latent`` stores the simulator's
     ground truth (item vectors, user tastes, policy) under ``output/latent`` for oracle scores.
     """
-    from argusrec.data.simulate import simulate_source, write_latent
+    from argusrec.data.simulator import simulate_source, write_latent
 
     source = simulate_source(config)
     if raw is not None:

@@ -14,7 +14,7 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from argusrec.errors import ArgusrecError
 from argusrec.eval.protocols import evaluate_next_item, evaluate_popularity
 from argusrec.models.builders import build_model, count_parameters
 from argusrec.models.next_item import NextItemTask
+from argusrec.models.sequential import SequentialRecommender
 from argusrec.training.checkpoint import load_weights
 from argusrec.training.device import resolve_device
 from argusrec.training.loop import fit
@@ -102,7 +103,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return evaluate_next_item(
-            m,
+            cast(SequentialRecommender, m),
             store,
             split,
             "valid",

@@ -12,21 +12,13 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from argusrec.data import simulate
 from argusrec.data.schema import NO_REQUEST, Role
-from argusrec.data.simulate import (
-    SimulationConfig,
-    _draw_slates,
-    _GenreDots,
-    _organic,
-    policy_tables,
-    simulate_source,
-)
-from argusrec.data.simulate_world import (
+from argusrec.data.simulator import (
     RECOMMENDATION,
     SECONDS_PER_DAY,
     CounterRNG,
     GroupedAlias,
+    SimulationConfig,
     alias_table,
     build_world,
     event_day,
@@ -35,10 +27,15 @@ from argusrec.data.simulate_world import (
     organic_distribution,
     policy_distribution,
     replay_pool,
+    sampling,
+    simulate_source,
     taste,
     taste_at,
     write_latent,
 )
+from argusrec.data.simulator.policy import policy_tables
+from argusrec.data.simulator.sampling import _draw_slates, _organic
+from argusrec.data.simulator.tastes import _GenreDots
 
 N = 60_000
 
@@ -313,7 +310,7 @@ def test_alias_tables_are_exact() -> None:
 
 @pytest.mark.parametrize("fast_rounds", [10, 1, 0])  # rejection only, mixed, exact fallback only
 def test_organic_sampler_matches_the_oracle(world, config: SimulationConfig, monkeypatch, fast_rounds: int) -> None:
-    monkeypatch.setattr(simulate, "FAST_ROUNDS", fast_rounds)
+    monkeypatch.setattr(sampling, "FAST_ROUNDS", fast_rounds)
     user, day = 5, 12
     params = world.user_params(np.array([user]))
     taste_c = taste_at(params, np.array([0]), np.array([float(day)]))
@@ -328,7 +325,7 @@ def test_organic_sampler_matches_the_oracle(world, config: SimulationConfig, mon
 
 @pytest.mark.parametrize("fast_rounds", [10, 0])
 def test_policy_sampler_matches_the_oracle(world, config: SimulationConfig, monkeypatch, fast_rounds: int) -> None:
-    monkeypatch.setattr(simulate, "FAST_ROUNDS", fast_rounds)
+    monkeypatch.setattr(sampling, "FAST_ROUNDS", fast_rounds)
     user, day, surface = 9, 20, "feed"
     code = world.surfaces.index(surface)
     assert world.surface_kind[code] == RECOMMENDATION
@@ -365,7 +362,7 @@ def _peak_growth(n_events: int) -> tuple[int, float, float]:
     script = textwrap.dedent(
         f"""
         import resource
-        from argusrec.data.simulate import SimulationConfig, simulate_source
+        from argusrec.data.simulator import SimulationConfig, simulate_source
         def rss():
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         source = simulate_source(SimulationConfig(n_events={n_events}, seed=0, chunk_users=1_000))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from argusrec.config import load_config
-from argusrec.data.simulate import SimulationConfig, SurfaceConfig
+from argusrec.data.simulator import SimulationConfig, SurfaceConfig
 from argusrec.errors import ArgusrecError
 from argusrec.recipes.data import simulate
 from argusrec.recipes.evaluate import evaluate_run

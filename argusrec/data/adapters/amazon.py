@@ -34,15 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from argusrec.data.adapters.base import Batches, EventSource
-from argusrec.data.adapters.delimited import (
-    add_reasons,
-    bad_value_reasons,
-    estimate_rows,
-    looks_numeric,
-    parse_numbers,
-    read_delimited,
-    read_header,
-)
+from argusrec.data.adapters.delimited import read_delimited
+from argusrec.data.adapters.textfile import estimate_rows, read_header
+from argusrec.data.adapters.values import add_reasons, bad_value_reasons, looks_numeric, parse_numbers
 from argusrec.data.schema import ITEM_ID, LINE, REJECT, TIMESTAMP, USER_ID, DatasetSchema
 from argusrec.errors import DataError
 

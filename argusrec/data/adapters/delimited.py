@@ -28,225 +28,66 @@ speed), so titles containing a single ``:`` stay intact.
 
 A source is a path, a seekable binary file object (e.g. a member of a zip file, opened with
 ``ZipFile.open``), or a callable returning a fresh binary file object; give ``name`` to say how the
-file is named in messages and ``__line`` references.
+file is named in messages and ``__line`` references. Opening sources, sniffing the separator and
+checking the header live in :mod:`.textfile`; parsing values in careful mode in :mod:`.values`.
 """
 
 from __future__ import annotations
 
-import csv
-import difflib
 import io
-import os
-import re
 import zipfile
 import zlib
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Literal, Union
+from typing import BinaryIO
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from argusrec.data.adapters.textfile import (
+    SEPARATORS,
+    Source,
+    SourceFile,
+    check_columns,
+    estimate_rows,
+    read_header,
+    sniff_separator,
+    zip_member,
+)
+from argusrec.data.adapters.values import (
+    ARROW_TYPES,
+    ColumnType,
+    add_reasons,
+    bad_value_reasons,
+    looks_numeric,
+    parse_numbers,
+)
 from argusrec.data.schema import LINE, REJECT
 from argusrec.errors import DataError
 
-ColumnType = Literal["int", "float", "string"]
-Source = Union[str, os.PathLike, BinaryIO, Callable[[], BinaryIO]]
+# The names below were all defined here before the split into textfile.py and values.py; callers
+# may still import them from this module.
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "SEPARATORS",
+    "ColumnType",
+    "Source",
+    "add_reasons",
+    "bad_value_reasons",
+    "check_columns",
+    "estimate_rows",
+    "looks_numeric",
+    "parse_numbers",
+    "read_delimited",
+    "read_header",
+    "sniff_separator",
+    "zip_member",
+]
 
-#: Separators tried by :func:`sniff_separator`, in order of preference when several fit.
-SEPARATORS: tuple[str, ...] = ("::", "\t", ",", ";", "|")
 DEFAULT_BLOCK_SIZE = 8 << 20  # bytes per parsed block; 8 MiB measured fastest on 1-2 cores
-_SAMPLE_BYTES = 1 << 16
 _UNIT_SEP = "\x1f"  # what "::" is rewritten to before pyarrow sees the bytes
-_ARROW_TYPES: dict[str, pa.DataType] = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
-_REASON_VALUE_CHARS = 40  # how much of a bad value a reject reason quotes
-_TWO63 = float(2**63)
-
-
-# --------------------------------------------------------------------------------------------------
-# Sources
-
-
-class _Input:
-    """A source that can be opened more than once (the careful mode re-reads from the start)."""
-
-    def __init__(self, source: Source, name: str | None = None) -> None:
-        self._path: Path | None = None
-        self._file: BinaryIO | None = None
-        self._opener: Callable[[], BinaryIO] | None = None
-        if isinstance(source, (str, os.PathLike)):
-            self._path = Path(source)
-            self.name = name or str(source)
-        elif hasattr(source, "read"):
-            self._file = source  # type: ignore[assignment]
-            self.name = name or str(getattr(source, "name", "<stream>"))
-        elif callable(source):
-            self._opener = source
-            self.name = name or "<stream>"
-        else:
-            raise TypeError(f"expected a path, a binary file object or an opener, got {type(source)!r}")
-        self._opened_once = False
-
-    @contextmanager
-    def open(self, native: bool = False) -> Iterator[BinaryIO]:
-        """A binary stream from the start of the file; ``native``: an Arrow file for paths (no GIL)."""
-        if self._path is not None:
-            if not self._path.is_file():
-                what = "is a folder, not a file" if self._path.is_dir() else "file not found"
-                raise DataError(what, file=self.name)
-            with pa.OSFile(str(self._path)) if native else open(self._path, "rb") as f:
-                yield f  # type: ignore[misc]
-        elif self._opener is not None:
-            f = self._opener()
-            try:
-                yield f
-            finally:
-                f.close()
-        else:
-            assert self._file is not None
-            # Every reader starts from the beginning: the sniffer, the header check, each pass.
-            if self._file.seekable():
-                self._file.seek(0)
-            elif self._opened_once:
-                raise DataError("cannot read a non-seekable stream twice", file=self.name)
-            self._opened_once = True
-            yield self._file
-
-    def head(self, n: int = _SAMPLE_BYTES) -> bytes:
-        with self.open() as f:
-            return f.read(n)
-
-    def size(self) -> int | None:
-        if self._path is not None and self._path.is_file():
-            return self._path.stat().st_size
-        return None
-
-
-def _sample_text(inp: _Input, encoding: str) -> str:
-    data = inp.head()
-    if not data:
-        raise DataError("file is empty", file=inp.name)
-    if len(data) == _SAMPLE_BYTES and b"\n" in data:
-        data = data[: data.rindex(b"\n")]  # drop the partial last line of the sample
-    return data.decode(encoding, errors="replace").lstrip("\ufeff")
-
-
-def estimate_rows(source: Source, *, total_bytes: int | None = None, name: str | None = None) -> int | None:
-    """Rough row count from the file size and the mean length of the first lines (for partitioning)."""
-    inp = _Input(source, name)
-    size = total_bytes if total_bytes is not None else inp.size()
-    if size is None:
-        return None
-    sample = inp.head()
-    lines = sample.count(b"\n") or 1
-    return max(1, round(size * lines / max(len(sample), 1)))
-
-
-# --------------------------------------------------------------------------------------------------
-# Separator and header
-
-
-def _strip_quoted(line: str) -> str:
-    return re.sub(r'"[^"]*"', '""', line)
-
-
-def sniff_separator(
-    source: Source,
-    *,
-    name: str | None = None,
-    encoding: str = "utf-8",
-    candidates: Sequence[str] = SEPARATORS,
-    max_lines: int = 50,
-    agreement: float = 0.8,
-) -> str:
-    """The separator that splits the first lines of the file into the same number (>= 2) of fields.
-
-    Quoted text is ignored when counting. A candidate fits when one field count (>= 2) covers at
-    least ``agreement`` of the sampled lines, so one odd line does not spoil the guess; the last line
-    of a file that does not end with a newline (a truncated file) is not counted. When
-    several fit, the first in ``candidates`` wins (``::``, tab, comma, ``;``, ``|``). Raises
-    :class:`DataError` naming the file and the candidates tried when none fits.
-    """
-    inp = _Input(source, name)
-    text = _sample_text(inp, encoding)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) > 2 and not text.endswith("\n") and len(inp.head(_SAMPLE_BYTES + 1)) <= _SAMPLE_BYTES:
-        lines.pop()  # the whole file without a final newline: its last line may be cut short
-    lines = lines[:max_lines]
-    for sep in candidates:
-        counts = Counter((_strip_quoted(ln) if sep != "::" else ln).count(sep) for ln in lines)
-        count, support = counts.most_common(1)[0]
-        if count > 0 and support >= agreement * len(lines):
-            return sep
-    tried = " ".join(repr(c) for c in candidates)
-    raise DataError(
-        f"cannot tell the separator: none of {tried} splits the first {len(lines)} lines into the same "
-        "number of fields",
-        file=inp.name,
-        hint="give the separator explicitly, e.g. separator=','",
-    )
-
-
-def read_header(
-    source: Source, *, separator: str, name: str | None = None, encoding: str = "utf-8", quoting: bool = True
-) -> list[str]:
-    """The column names on the first line of the file (BOM and surrounding spaces removed)."""
-    return _read_header(_Input(source, name), separator=separator, encoding=encoding, quoting=quoting)
-
-
-def _read_header(inp: _Input, *, separator: str, encoding: str, quoting: bool) -> list[str]:
-    with inp.open() as f:
-        first = f.readline(1 << 20)
-    if not first:
-        raise DataError("file is empty", file=inp.name)
-    text = first.decode(encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
-    if separator == "::" or not quoting:
-        fields = text.split(separator)
-    else:
-        fields = next(csv.reader([text], delimiter=separator))
-    return [f.strip() for f in fields]
-
-
-def looks_numeric(value: str) -> bool:
-    """Whether ``float(value)`` succeeds (used to tell a header line from a data line)."""
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def check_columns(found: Sequence[str], required: Sequence[str], *, file: str) -> None:
-    """Raise :class:`DataError` naming the file, the missing columns and the columns found."""
-    missing = [c for c in required if c not in found]
-    if not missing:
-        return
-    hint = None
-    if found and all(looks_numeric(c) for c in found if c):
-        hint = "the first line looks like data, not a header; the file may have no header line"
-    else:
-        guesses = []
-        for c in missing:
-            close = difflib.get_close_matches(c, found, n=1, cutoff=0.6)
-            lowered = [f for f in found if f.lower() == c.lower()]
-            match = lowered or close
-            if match:
-                guesses.append(f"{match[0]!r} for {c!r}")
-        if guesses:
-            hint = "misnamed? found " + ", ".join(guesses)
-    noun = "column" if len(missing) == 1 else "columns"
-    raise DataError(
-        f"missing {noun} {', '.join(repr(c) for c in missing)}; expected {list(required)}, found columns {list(found)}",
-        file=file,
-        column=missing[0],
-        hint=hint,
-    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,61 +134,6 @@ class _ConversionFailed(Exception):
     """pyarrow could not convert a value in fast mode; switch to the careful mode."""
 
 
-def parse_numbers(values: pa.Array, kind: ColumnType) -> pa.Array:
-    """Strings -> int64 (``"int"``) or float64 (``"float"``), null where a value does not parse.
-
-    Vectorised through polars casts with ``strict=False``; surrounding spaces are ignored and int
-    columns accept integral floats (``"3.0"``, ``"1e9"``).
-    """
-    target = _ARROW_TYPES[kind]
-    try:
-        return pc.cast(values, target)  # Arrow's own cast: fast, but all-or-nothing
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    frame = pl.DataFrame({"s": pl.from_arrow(values)}).lazy()
-    text = pl.col("s").str.strip_chars()
-    as_float = text.cast(pl.Float64, strict=False)
-    if kind == "float":
-        return frame.select(as_float).collect().to_series().to_arrow().cast(target)
-    # Accept integral floats such as "3.0" or "1e9" in int columns.
-    integral = as_float.is_finite() & (as_float.floor() == as_float) & (as_float.abs() < _TWO63)
-    from_float = pl.when(integral).then(as_float).otherwise(None).cast(pl.Int64, strict=False)
-    parsed = pl.coalesce(text.cast(pl.Int64, strict=False), from_float)
-    return frame.select(parsed).collect().to_series().to_arrow().cast(target)
-
-
-def bad_value_reasons(label: str, text: pa.Array, parsed: pa.Array) -> pa.Array | None:
-    """``"bad_<label>: '<text>'"`` where ``text`` is non-blank but ``parsed`` is null; None if no such row."""
-    bad = pc.fill_null(pc.and_(parsed.is_null(), pc.not_equal(pc.utf8_trim_whitespace(text), "")), False)
-    if not pc.any(bad).as_py():
-        return None
-    short = pc.utf8_slice_codeunits(text, 0, _REASON_VALUE_CHARS)
-    why = pc.binary_join_element_wise(f"bad_{label}: '", short, "'", "")
-    return pc.if_else(bad, why, pa.scalar(None, pa.string()))
-
-
-def add_reasons(reasons: pa.Array, more: pa.Array | None) -> pa.Array:
-    """Join two reason columns with ``"; "`` (null + null = null)."""
-    if more is None:
-        return reasons
-    both = pc.binary_join_element_wise(reasons, more, "; ")  # null when either is null
-    return pc.coalesce(both, reasons, more)
-
-
-def zip_member(archive: str | os.PathLike, member: str) -> Callable[[], BinaryIO]:
-    """A source for :func:`read_delimited`: opens ``member`` of the zip file ``archive`` afresh on each call."""
-
-    def open_member() -> BinaryIO:
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                # The member keeps the archive's file open until the member itself is closed.
-                return zf.open(member)  # type: ignore[return-value]
-        except (zipfile.BadZipFile, OSError, KeyError) as exc:
-            raise DataError(f"cannot open {member!r} in the archive ({exc})", file=str(archive)) from exc
-
-    return open_member
-
-
 def read_delimited(
     source: Source,
     *,
@@ -385,12 +171,12 @@ def read_delimited(
     """
     if separator != "::" and len(separator) != 1:
         raise ValueError(f"separator must be one character or '::', got {separator!r}")
-    inp = _Input(source, name)
+    inp = SourceFile(source, name)
     head = inp.head(1)
     if not head:
         raise DataError("file is empty", file=inp.name)
     if header:
-        found = _read_header(inp, separator=separator, encoding=encoding, quoting=quoting)
+        found = inp.header(separator=separator, encoding=encoding, quoting=quoting)
         field_names = list(names) if names is not None else found
         dupes = sorted({c for c in field_names if field_names.count(c) > 1} & set(columns or field_names))
         if dupes:
@@ -424,7 +210,7 @@ def read_delimited(
 class _Plan:
     """Everything :func:`_stream` needs to parse one file, resolved and checked."""
 
-    inp: _Input
+    inp: SourceFile
     separator: str
     header: bool
     field_names: list[str]  # every field of a line, in order
@@ -438,7 +224,7 @@ class _Plan:
     @property
     def out_schema(self) -> pa.Schema:
         return pa.schema(
-            [pa.field(self.rename[c], _ARROW_TYPES[self.types[c]]) for c in self.columns]
+            [pa.field(self.rename[c], ARROW_TYPES[self.types[c]]) for c in self.columns]
             + [pa.field(LINE, pa.int64()), pa.field(REJECT, pa.string())]
         )
 
@@ -491,7 +277,7 @@ def _stream(plan: _Plan, *, careful: bool, after: int) -> Iterator[pa.RecordBatc
         ignore_empty_lines=False,  # one row per physical line keeps the line count exact
         invalid_row_handler=on_invalid,
     )
-    column_types = {c: pa.string() if careful else _ARROW_TYPES[t] for c, t in plan.types.items()}
+    column_types = {c: pa.string() if careful else ARROW_TYPES[t] for c, t in plan.types.items()}
     convert_options = pacsv.ConvertOptions(
         column_types=column_types,
         include_columns=plan.columns,

@@ -1,16 +1,7 @@
 """Adapter for any event log in CSV-like text or Parquet, described by a :class:`GenericConfig`.
 
-The config maps canonical names to the raw columns and says which columns play which role::
-
-    # events.yaml
-    columns: {user_id: uid, item_id: song, timestamp: ts}   # canonical name -> raw column
-    context: [surface]                                      # raw column = its own name unless mapped
-    feedback: {like: binary, played: continuous}
-    item_features: [artist]
-    timestamp_unit: ms                                      # s | ms | us | ns | datetime
-    separator: null                                         # null = sniff , \\t ; | ::
-    header: true
-    format: null                                            # csv | parquet | null = by extension
+The config (:mod:`argusrec.data.adapters.generic_config`) maps canonical names to the raw columns
+and says which columns play which role.
 
 Files read: one CSV-like text file (through :mod:`argusrec.data.adapters.delimited`: streamed,
 malformed lines and unparseable values become ``__reject`` rows), or one Parquet file, or a folder of
@@ -36,220 +27,28 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from argusrec.data.adapters.base import Batches, EventSource
-from argusrec.data.adapters.delimited import (
+from argusrec.data.adapters.delimited import read_delimited
+from argusrec.data.adapters.generic_config import GenericConfig
+from argusrec.data.adapters.parquet import iter_parquet_batches, open_parquet
+from argusrec.data.adapters.textfile import check_columns, estimate_rows, read_header, sniff_separator
+from argusrec.data.adapters.values import (
     ColumnType,
     add_reasons,
     bad_value_reasons,
-    check_columns,
-    estimate_rows,
+    is_text,
+    parse_datetimes,
     parse_numbers,
-    read_delimited,
-    read_header,
-    sniff_separator,
+    plain,
 )
-from argusrec.data.schema import (
-    ITEM_ID,
-    LINE,
-    NO_REQUEST,
-    REJECT,
-    REQUEST_ID,
-    TIMESTAMP,
-    USER_ID,
-    DatasetSchema,
-    FeedbackKind,
-)
+from argusrec.data.schema import ITEM_ID, LINE, NO_REQUEST, REJECT, REQUEST_ID, TIMESTAMP, USER_ID
 from argusrec.errors import DataError
 
-TimestampUnit = Literal["s", "ms", "us", "ns", "datetime"]
-REQUIRED = (USER_ID, ITEM_ID, TIMESTAMP)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-_SEPARATOR_WORDS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-# Formats tried, in order, on ISO 8601 text (fractions removed first, "Z" read as +0000).
-_DATETIME_FORMATS = (
-    ("%Y-%m-%dT%H:%M:%S%z", True),
-    ("%Y-%m-%d %H:%M:%S%z", True),
-    ("%Y-%m-%dT%H:%M%z", True),
-    ("%Y-%m-%dT%H:%M:%S", False),
-    ("%Y-%m-%d %H:%M:%S", False),
-    ("%Y-%m-%dT%H:%M", False),
-    ("%Y-%m-%d %H:%M", False),
-    ("%Y-%m-%d", False),
-)
 _TRUE = pa.array(["true", "1", "1.0", "yes", "t", "y"])
 _FALSE = pa.array(["false", "0", "0.0", "no", "f", "n"])
-
-
-class GenericConfig(BaseModel):
-    """How to read a generic event log: which raw column plays which role (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    columns: dict[str, str]  # canonical name -> raw column; user_id, item_id, timestamp required
-    context: list[str] = []
-    feedback: dict[str, FeedbackKind] = {}
-    item_features: list[str] = []
-    request_id: str | None = None  # raw column holding the request (slate) id
-    timestamp_unit: TimestampUnit = "s"
-    separator: str | None = None  # None = sniff
-    header: bool = True
-    names: list[str] | None = None  # field names of a text file without a header
-    format: Literal["csv", "parquet"] | None = None  # None = by extension
-    encoding: str = "utf-8"
-    id_type: Literal["auto", "int", "string"] = "auto"
-    name: str | None = None  # dataset name; default "generic-<file stem>"
-
-    @field_validator("separator")
-    @classmethod
-    def _separator(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = _SEPARATOR_WORDS.get(value, value)
-        if value != "::" and len(value) != 1:
-            raise ValueError(f"separator must be one character or '::' (or 'tab'), got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> GenericConfig:
-        missing = [c for c in REQUIRED if c not in self.columns]
-        if missing:
-            raise ValueError(f"columns must map {missing} to raw columns, e.g. columns: {{user_id: uid}}")
-        roles = set(REQUIRED) | set(self.context) | set(self.feedback) | set(self.item_features)
-        unused = sorted(set(self.columns) - roles)
-        if unused:
-            raise ValueError(
-                f"columns maps {unused}, which are not user_id/item_id/timestamp nor listed under "
-                "context, feedback or item_features"
-            )
-        if not self.header and self.names is None:
-            raise ValueError("header: false needs names: the field names of each line")
-        try:
-            self.dataset_schema()
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        raws = [self.raw(c) for c in self.outputs()]
-        shared = sorted({r for r in raws if raws.count(r) > 1})
-        if shared:
-            raise ValueError(f"raw column(s) {shared} are used for more than one canonical column")
-        return self
-
-    def dataset_schema(self) -> DatasetSchema:
-        return DatasetSchema.of(
-            context=self.context,
-            feedback=dict(self.feedback),
-            item_features=self.item_features,
-            request=self.request_id is not None,
-        )
-
-    def raw(self, name: str) -> str:
-        """The raw column of canonical column ``name``."""
-        if name == REQUEST_ID and self.request_id is not None:
-            return self.request_id
-        return self.columns.get(name, name)
-
-    def outputs(self) -> list[str]:
-        """Canonical columns read, in output order."""
-        out = [*REQUIRED, *self.context, *self.feedback, *self.item_features]
-        return out + ([REQUEST_ID] if self.request_id is not None else [])
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> GenericConfig:
-        """Load a YAML or JSON config; unknown keys and bad values raise :class:`DataError` naming them."""
-        file = Path(path)
-        if not file.is_file():
-            raise DataError("config file not found", file=str(file))
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DataError(f"not valid YAML/JSON ({exc})", file=str(file)) from exc
-        if not isinstance(data, dict):
-            raise DataError(f"expected a mapping of keys to values, got {type(data).__name__}", file=str(file))
-        return cls.from_dict(data, file=str(file))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, file: str | None = None) -> GenericConfig:
-        """Validate a config dict; problems raise :class:`DataError` (naming ``file`` when given)."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise _config_error(exc, file) from None
-
-    @classmethod
-    def from_cli(
-        cls,
-        maps: list[str],
-        *,
-        context: list[str] | None = None,
-        feedback: list[str] | None = None,
-        item_features: list[str] | None = None,
-        request_id: str | None = None,
-        timestamp_unit: str = "s",
-        separator: str | None = None,
-        header: bool = True,
-        names: list[str] | None = None,
-        format: str | None = None,
-        id_type: str = "auto",
-        name: str | None = None,
-    ) -> GenericConfig:
-        """Build a config from command-line specs.
-
-        ``maps``: ``["user_id=uid", "item_id=song", "timestamp=ts"]`` (canonical=raw);
-        ``feedback``: ``["like:binary", "played:continuous"]``; names in ``context``,
-        ``item_features`` and ``feedback`` are canonical (map them in ``maps`` if the raw column is
-        named differently).
-        """
-        columns: dict[str, str] = {}
-        for spec in maps:
-            canonical, sep, raw = spec.partition("=")
-            if not sep or not canonical.strip() or not raw.strip():
-                raise DataError(f"bad column map {spec!r}: expected NAME=COLUMN, e.g. 'user_id=uid'")
-            if canonical.strip() in columns:
-                raise DataError(f"column {canonical.strip()!r} is mapped twice")
-            columns[canonical.strip()] = raw.strip()
-        kinds: dict[str, str] = {}
-        for spec in feedback or []:
-            fname, sep, kind = spec.partition(":")
-            kind = kind.strip().lower()
-            if not sep or not fname.strip() or kind not in ("binary", "continuous"):
-                raise DataError(
-                    f"bad feedback spec {spec!r}: expected NAME:binary or NAME:continuous, e.g. 'like:binary'"
-                )
-            kinds[fname.strip()] = kind
-        data: dict[str, Any] = {
-            "columns": columns,
-            "context": list(context or []),
-            "feedback": kinds,
-            "item_features": list(item_features or []),
-            "request_id": request_id,
-            "timestamp_unit": timestamp_unit,
-            "separator": separator,
-            "header": header,
-            "names": names,
-            "format": format,
-            "id_type": id_type,
-            "name": name,
-        }
-        return cls.from_dict(data)
-
-
-def _config_error(exc: ValidationError, file: str | None) -> DataError:
-    known = sorted(GenericConfig.model_fields)
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "config"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key {key!r}")
-        elif err["type"] == "missing":
-            parts.append(f"missing key {key!r}")
-        else:
-            parts.append(f"{key}: {err['msg']}")
-    hint = f"known keys: {', '.join(known)}"
-    return DataError("bad generic config: " + "; ".join(parts), file=file, hint=hint)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -311,17 +110,8 @@ def _parquet_files(root: Path) -> list[Path]:
     return files
 
 
-def _open_parquet(file: Path) -> pq.ParquetFile:
-    if file.stat().st_size == 0:
-        raise DataError("file is empty", file=str(file))
-    try:
-        return pq.ParquetFile(file)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"not a readable Parquet file ({exc})", file=str(file)) from exc
-
-
 def _check_parquet(file: Path, config: GenericConfig) -> int:
-    pf = _open_parquet(file)
+    pf = open_parquet(file)
     found = pf.schema_arrow.names
     check_columns(found, [config.raw(c) for c in config.outputs()], file=str(file))
     schema = pf.schema_arrow
@@ -334,38 +124,29 @@ def _check_parquet(file: Path, config: GenericConfig) -> int:
 
     for label in (USER_ID, ITEM_ID):
         t = schema.field(config.raw(label)).type
-        expect(label, pa.types.is_integer(t) or _is_text(t), "integers or strings")
+        expect(label, pa.types.is_integer(t) or is_text(t), "integers or strings")
     t = schema.field(config.raw(TIMESTAMP)).type
     if config.timestamp_unit == "datetime":
         expect(
             TIMESTAMP,
-            _is_text(t) or _is_temporal(t),
+            is_text(t) or _is_temporal(t),
             "text or a timestamp type for timestamp_unit 'datetime'",
             hint="set timestamp_unit to s, ms, us or ns for numbers",
         )
     else:
-        expect(TIMESTAMP, _is_number(t) or _is_text(t) or _is_temporal(t), "numbers, text or a timestamp type")
+        expect(TIMESTAMP, _is_number(t) or is_text(t) or _is_temporal(t), "numbers, text or a timestamp type")
     for name in config.feedback:
         t = schema.field(config.raw(name)).type
-        expect(name, _is_number(t) or _is_text(t) or pa.types.is_null(t), "numbers, booleans or text")
+        expect(name, _is_number(t) or is_text(t) or pa.types.is_null(t), "numbers, booleans or text")
     return pf.metadata.num_rows
 
 
 def _read_parquet(file: Path, config: GenericConfig, batch_size: int) -> Iterator[tuple[str, pa.RecordBatch]]:
-    pf = _open_parquet(file)
+    pf = open_parquet(file)
     raw_columns = list(dict.fromkeys(config.raw(c) for c in config.outputs()))
-    start = 0
-    batches = pf.iter_batches(batch_size=batch_size, columns=raw_columns)
-    while True:
-        try:
-            raw = next(batches)
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read rows after row {start} ({exc})", file=str(file)) from exc
+    for start, raw in iter_parquet_batches(pf, file, columns=raw_columns, batch_size=batch_size):
         n = raw.num_rows
         lines = pa.array(np.arange(start + 1, start + n + 1, dtype=np.int64))
-        start += n
         yield str(file), _convert(raw, config, lines, pa.nulls(n, pa.string()))
 
 
@@ -457,12 +238,6 @@ def _convert_text(raw: pa.RecordBatch, config: GenericConfig) -> pa.RecordBatch:
 # Conversion to the canonical batch
 
 
-def _is_text(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-
-
 def _is_number(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
 
@@ -471,21 +246,12 @@ def _is_temporal(t: pa.DataType) -> bool:
     return pa.types.is_timestamp(t) or pa.types.is_date(t)
 
 
-def _plain(values: pa.Array) -> pa.Array:
-    """Dictionary -> values, large/view strings -> string, so every batch has the same types."""
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if _is_text(values.type) and not pa.types.is_string(values.type):
-        values = pc.cast(values, pa.string())
-    return values
-
-
 def _ids(values: pa.Array, label: str, id_type: str) -> tuple[pa.Array, pa.Array | None]:
-    values = _plain(values)
+    values = plain(values)
     t = values.type
     if pa.types.is_integer(t):
         return (pc.cast(values, pa.int64()), None) if id_type != "string" else (pc.cast(values, pa.string()), None)
-    if _is_text(t):
+    if is_text(t):
         if id_type == "int":
             parsed = parse_numbers(values, "int")
             return parsed, bad_value_reasons(label, values, parsed)
@@ -502,24 +268,8 @@ def _floor_div(values: pa.Array, divisor: int) -> pa.Array:
     return pc.subtract(q, pc.cast(pc.less(r, 0), pa.int64()))
 
 
-def parse_datetimes(values: pa.Array) -> pa.Array:
-    """ISO 8601 text -> int64 seconds since the epoch (naive = UTC), null where it does not parse."""
-    text = pc.utf8_trim_whitespace(_plain(values))
-    text = pc.replace_substring_regex(text, r"(\d{2}:\d{2}:\d{2})\.\d+", r"\1")  # drop fractions
-    text = pc.replace_substring_regex(text, r"Z$", "+0000")
-    out = pa.nulls(len(text), pa.int64())
-    for fmt, zoned in _DATETIME_FORMATS:
-        if out.null_count == 0:
-            break
-        parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
-        if zoned:
-            parsed = pc.cast(parsed, pa.timestamp("s", tz="UTC"))
-        out = pc.coalesce(out, pc.cast(parsed, pa.int64()))
-    return out
-
-
 def _timestamps(values: pa.Array, unit: str) -> tuple[pa.Array, pa.Array | None]:
-    values = _plain(values)
+    values = plain(values)
     t = values.type
     if pa.types.is_timestamp(t):
         per_second = _PER_SECOND[t.unit]
@@ -528,7 +278,7 @@ def _timestamps(values: pa.Array, unit: str) -> tuple[pa.Array, pa.Array | None]
         days = pc.cast(pc.cast(values, pa.date32()), pa.int32())
         return pc.multiply(pc.cast(days, pa.int64()), 86400), None
     reasons = None
-    if _is_text(t):
+    if is_text(t):
         parsed = parse_datetimes(values) if unit == "datetime" else parse_numbers(values, "float")
         reasons = bad_value_reasons(TIMESTAMP, values, parsed)
         if unit == "datetime":
@@ -549,11 +299,11 @@ def _timestamps(values: pa.Array, unit: str) -> tuple[pa.Array, pa.Array | None]
 
 
 def _feedback(values: pa.Array, label: str) -> tuple[pa.Array, pa.Array | None]:
-    values = _plain(values)
+    values = plain(values)
     t = values.type
     nan = pa.scalar(float("nan"), pa.float32())
     reasons = None
-    if _is_text(t):
+    if is_text(t):
         lowered = pc.utf8_lower(pc.utf8_trim_whitespace(values))
         as_bool = pc.if_else(
             pc.is_in(lowered, _TRUE), 1.0, pc.if_else(pc.is_in(lowered, _FALSE), 0.0, pa.scalar(None, pa.float64()))
@@ -581,7 +331,7 @@ def _convert(
     out[TIMESTAMP], why = _timestamps(col(TIMESTAMP), config.timestamp_unit)
     reasons = add_reasons(reasons, why)
     for name in config.context:
-        values = _plain(col(name))
+        values = plain(col(name))
         out[name] = (
             pc.cast(values, pa.int64())
             if pa.types.is_integer(values.type) or pa.types.is_boolean(values.type)
@@ -591,10 +341,10 @@ def _convert(
         out[name], why = _feedback(col(name), name)
         reasons = add_reasons(reasons, why)
     for name in config.item_features:
-        out[name] = _plain(col(name))
+        out[name] = plain(col(name))
     if config.request_id is not None:
-        values = _plain(col(REQUEST_ID))
-        if _is_text(values.type):
+        values = plain(col(REQUEST_ID))
+        if is_text(values.type):
             parsed = parse_numbers(values, "int")
             reasons = add_reasons(reasons, bad_value_reasons(REQUEST_ID, values, parsed))
             values = parsed

@@ -41,12 +41,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from argusrec.data.adapters.base import Batches, EventSource
-from argusrec.data.adapters.delimited import (
-    ColumnType,
-    estimate_rows,
-    read_delimited,
-    zip_member,
-)
+from argusrec.data.adapters.delimited import read_delimited
+from argusrec.data.adapters.textfile import estimate_rows, zip_member
+from argusrec.data.adapters.values import ColumnType
 from argusrec.data.schema import ITEM_ID, LINE, REJECT, TIMESTAMP, USER_ID, DatasetSchema
 from argusrec.errors import DataError
 

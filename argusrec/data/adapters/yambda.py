@@ -56,6 +56,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from argusrec.data.adapters.base import Batches, EventSource
+from argusrec.data.adapters.parquet import iter_parquet_batches, open_parquet
+from argusrec.data.adapters.values import is_text
 from argusrec.data.schema import (
     ITEM_ID,
     LINE,
@@ -109,6 +111,7 @@ MULTI_EVENT_COLUMNS = (*_BASE_COLUMNS, "event_type", *_LISTEN_COLUMNS)
 _SIZE_DIR = re.compile(r"^\d+[mb]$")  # "50m", "500m", "5b"
 _EVENT_VALUES = pa.array(EVENT_TYPES, pa.string())
 _NAN = pa.scalar(float("nan"), pa.float32())
+_CORRUPT_HINT = "the file may be truncated or corrupt; download it again"
 
 
 def _is_integer(t: pa.DataType) -> bool:
@@ -123,19 +126,13 @@ def _is_number(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
-def _is_text(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-
-
 #: column -> (type check, what the error message says was expected)
 _TYPE_RULES = {
     "uid": (_is_integer, "an integer type (uint32 in Yambda)"),
     "item_id": (_is_integer, "an integer type (uint32 in Yambda)"),
     "timestamp": (_is_integer, "an integer type (uint32 seconds in Yambda)"),
     "is_organic": (_is_integer_or_bool, "an integer or boolean type (uint8 0/1 in Yambda)"),
-    "event_type": (_is_text, "strings or a dictionary of strings (an enum in Yambda)"),
+    "event_type": (is_text, "strings or a dictionary of strings (an enum in Yambda)"),
     "played_ratio_pct": (_is_number, "a numeric type (uint16 in Yambda)"),
     "track_length_seconds": (_is_number, "a numeric type (uint32 in Yambda)"),
 }
@@ -224,20 +221,7 @@ def _required_columns(event: str | None) -> tuple[str, ...]:
 
 
 def _open_parquet(file: Path) -> pq.ParquetFile:
-    try:
-        size = file.stat().st_size
-    except OSError as exc:
-        raise DataError(f"cannot read the file ({exc})", file=str(file)) from exc
-    if size == 0:
-        raise DataError("empty file (0 bytes)", file=str(file), hint="download it again")
-    try:
-        return pq.ParquetFile(file)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(
-            f"not a readable Parquet file ({exc})",
-            file=str(file),
-            hint="the file may be truncated or corrupt; download it again",
-        ) from exc
+    return open_parquet(file, hint=_CORRUPT_HINT, empty="empty file (0 bytes)", empty_hint="download it again")
 
 
 def _check_file(file: Path, event: str | None) -> int:
@@ -266,25 +250,12 @@ def _check_file(file: Path, event: str | None) -> int:
 
 def _read_file(file: Path, event: str | None, batch_size: int) -> Iterator[tuple[str, pa.RecordBatch]]:
     pf = _open_parquet(file)
-    columns = list(_required_columns(event))
-    start = 0
-    batches = pf.iter_batches(batch_size=batch_size, columns=columns)
-    while True:
-        try:
-            raw = next(batches)
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(
-                f"cannot read rows after row {start} ({exc})",
-                file=str(file),
-                hint="the file may be truncated or corrupt; download it again",
-            ) from exc
+    columns = _required_columns(event)
+    for start, raw in iter_parquet_batches(pf, file, columns=columns, batch_size=batch_size, hint=_CORRUPT_HINT):
         try:
             batch = _convert(raw, event, start)
         except pa.ArrowInvalid as exc:
             raise DataError(f"rows {start + 1}..{start + raw.num_rows}: {exc}", file=str(file)) from exc
-        start += raw.num_rows
         yield str(file), batch
 
 
