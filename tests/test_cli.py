@@ -122,3 +122,12 @@ def test_generic_flags_are_refused_for_other_sources(tmp_path: Path) -> None:
         "x",
     )
     assert r.returncode == 2 and "apply to --source generic only" in r.stderr
+
+
+def test_quickstart_simulates_prepares_and_describes(tmp_path: Path) -> None:
+    r = run("quickstart", "--output", str(tmp_path / "qs"), "--events", "20000", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "events       20,000" in r.stdout and "surface" in r.stdout and "like" in r.stdout
+    s = _describe_json(tmp_path / "qs" / "data")
+    assert s["events"] == 20_000 and s["columns"]["request_id"]["requests"] > 0
+    assert (tmp_path / "qs" / "data" / "latent").is_dir()  # ground truth for oracle scores is kept
