@@ -13,6 +13,7 @@ this module only turns candidates and their log Q into a loss.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Literal
 
 import torch
@@ -25,6 +26,7 @@ Reduction = Literal["mean", "sum", "none"]
 __all__ = [
     "LearnedTemperature",
     "binary_feedback_loss",
+    "feedback_loss",
     "full_softmax_loss",
     "pairwise_logistic_loss",
     "sampled_softmax_loss",
@@ -265,6 +267,95 @@ def binary_feedback_loss(
     if weights.shape != per_signal.shape:
         raise ValueError(f"weights must be (F,) = ({per_signal.shape[0]},), got {tuple(weights.shape)}")
     return (per_signal * weights.to(per_signal.dtype)).sum()
+
+
+_FEEDBACK_KINDS = ("binary", "continuous")
+
+
+def feedback_loss(
+    logits: Mapping[str, Tensor],
+    labels: Mapping[str, Tensor],
+    kinds: Mapping[str, str],
+    *,
+    weights: Mapping[str, float] | None = None,
+    mask: Tensor | None = None,
+    check_labels: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The FP loss over named feedback signals: one loss per signal, weighted-summed (ARGUS.md §1).
+
+    Each signal's loss is the mean over its *observed* events — label not NaN and ``mask`` true — so a
+    rare signal (a like on 2% of events) weighs as much as a dense one (played ratio on every event)
+    until ``weights`` say otherwise. The per-signal means are computed by :func:`binary_feedback_loss`.
+
+    * ``"binary"`` signals (labels 0/1): binary cross-entropy with logits.
+    * ``"continuous"`` signals (labels in [0, 1], e.g. the share of the track played): the same
+      cross-entropy with the label as a *soft* target, ``-(y log σ(x) + (1 - y) log(1 - σ(x)))``
+      — [our choice] among ARGUS.md §1's "regression or binned loss": the ratio is bounded, so a
+      sigmoid head maps onto its range exactly; the loss is minimised at ``σ(x) = y`` (it estimates
+      the expected ratio, like squared error, but with the gradient ``σ(x) - y`` of a logistic model);
+      and it is on the same scale as the soft log loss / normalised entropy that
+      :mod:`argusrec.eval.feedback` reports, so training and evaluation measure the same thing. Its
+      minimum is the mean entropy of the labels, not 0.
+
+    Args:
+        logits: signal -> (...) one logit per event, e.g. (B, N); every signal the same shape.
+        labels: signal -> (...) float labels, NaN = not observed; the same keys and shapes as ``logits``.
+        kinds: signal -> ``"binary"`` or ``"continuous"`` (a ``FeedbackKind`` works too); may hold
+            more signals than ``logits``.
+        weights: signal -> weight of its loss in the total; a signal left out weighs 1. None: all 1.
+        mask: (...) bool, true for events that count (real, in the supervised period), or None for all.
+        check_labels: raise when an observed binary label is not 0/1 or a continuous one is outside
+            [0, 1]. The check reads the labels back to the host (a device sync): turn it off in a GPU
+            training loop once the data is validated.
+
+    Returns:
+        ``(total, per_signal)``: total is a 0-d float32 tensor ``sum_s w_s * L_s``; per_signal maps each
+        signal to its unweighted 0-d mean loss (for logging). With nothing observed (a signal, or all of
+        them) the loss is exactly 0 and still attached to the graph, so ``backward`` gives finite (zero)
+        gradients instead of NaN.
+    """
+    if not logits:
+        raise ValueError("feedback_loss needs at least one signal")
+    if set(labels) != set(logits):
+        raise ValueError(f"logits and labels must name the same signals, got {sorted(logits)} and {sorted(labels)}")
+    unknown = sorted(set(weights or {}) - set(logits))
+    if unknown:
+        raise ValueError(f"weights name signals without logits: {unknown}; signals: {sorted(logits)}")
+    total: Tensor | None = None
+    per_signal: dict[str, Tensor] = {}
+    for name, x in logits.items():
+        y = labels[name]
+        if y.shape != x.shape:
+            raise ValueError(f"signal {name!r}: logits {tuple(x.shape)} and labels {tuple(y.shape)} differ in shape")
+        if mask is not None and mask.shape != x.shape:
+            raise ValueError(f"signal {name!r}: mask must have shape {tuple(x.shape)}, got {tuple(mask.shape)}")
+        kind = kinds.get(name)
+        if kind not in _FEEDBACK_KINDS:
+            raise ValueError(f"signal {name!r}: kind must be 'binary' or 'continuous', got {kind!r}")
+        if check_labels:
+            _check_feedback_labels(name, y, binary=kind == "binary")
+        # Both kinds share the (soft-target) BCE of binary_feedback_loss; the kind decides the label check.
+        loss = binary_feedback_loss(x[..., None], y[..., None], mask, reduction="none")[0]  # 0-d
+        per_signal[name] = loss
+        w = 1.0 if weights is None else float(weights.get(name, 1.0))
+        total = loss * w if total is None else total + loss * w
+    assert total is not None
+    return total, per_signal
+
+
+def _check_feedback_labels(name: str, labels: Tensor, *, binary: bool) -> None:
+    """Raise when observed labels are out of range: not 0/1 for binary signals, not in [0, 1] otherwise."""
+    seen = labels[~torch.isnan(labels)]
+    if binary:
+        bad = seen[(seen != 0) & (seen != 1)]
+        if bad.numel():
+            raise ValueError(
+                f"signal {name!r} is binary but has labels {bad[:3].tolist()}; use kind 'continuous' for [0, 1]"
+            )
+    else:
+        bad = seen[(seen < 0) | (seen > 1)]
+        if bad.numel():
+            raise ValueError(f"signal {name!r} is continuous but has labels outside [0, 1]: {bad[:3].tolist()}")
 
 
 def pairwise_logistic_loss(

@@ -12,6 +12,7 @@ from argusrec.losses import (
     LearnedTemperature,
     Similarity,
     binary_feedback_loss,
+    feedback_loss,
     full_softmax_loss,
     pairwise_logistic_loss,
     sampled_softmax_loss,
@@ -282,3 +283,115 @@ def test_pairwise_logistic_loss() -> None:
     torch.testing.assert_close(weighted, (per_pair * w).sum() / w.sum())
     weighted.backward()
     assert a.grad is not None and a.grad[2] == 0 and a.grad[0] < 0  # raising a's score lowers the loss
+
+
+def test_feedback_loss_matches_hand_bce_soft_targets_nan_mask_and_weights() -> None:
+    nan = float("nan")
+    like_logits = torch.tensor([[0.5, -1.0, 2.0], [0.3, 4.0, -2.0]], requires_grad=True)  # (B=2, N=3)
+    played_logits = torch.tensor([[1.0, 0.0, -0.5], [2.0, 7.0, 7.0]], requires_grad=True)
+    like = torch.tensor([[1.0, nan, 0.0], [0.0, 1.0, 1.0]])
+    played = torch.tensor([[0.25, 1.0, 0.5], [nan, 0.0, 0.75]])  # soft targets in [0, 1]
+    mask = torch.tensor([[True, True, True], [True, True, False]])  # the last event is padding
+
+    def bce(x: float, y: float) -> float:  # by hand: -(y log σ(x) + (1 - y) log(1 - σ(x)))
+        s = 1 / (1 + math.exp(-x))
+        return -(y * math.log(s) + (1 - y) * math.log(1 - s))
+
+    exp_like = (bce(0.5, 1) + bce(2.0, 0) + bce(0.3, 0) + bce(4.0, 1)) / 4
+    exp_played = (bce(1.0, 0.25) + bce(0.0, 1.0) + bce(-0.5, 0.5) + bce(7.0, 0.0)) / 4
+    total, per = feedback_loss(
+        {"like": like_logits, "played": played_logits},
+        {"like": like, "played": played},
+        {"like": "binary", "played": "continuous"},
+        weights={"played": 0.5},  # like is left out: weight 1
+        mask=mask,
+    )
+    assert set(per) == {"like", "played"}
+    assert per["like"].item() == pytest.approx(exp_like, rel=1e-5)
+    assert per["played"].item() == pytest.approx(exp_played, rel=1e-5)
+    assert total.item() == pytest.approx(exp_like + 0.5 * exp_played, rel=1e-5)
+    total.backward()
+    assert like_logits.grad is not None and played_logits.grad is not None
+    assert torch.isfinite(like_logits.grad).all() and torch.isfinite(played_logits.grad).all()
+    assert like_logits.grad[0, 1] == 0 and like_logits.grad[1, 2] == 0  # NaN label, padding
+    assert played_logits.grad[1, 0] == 0 and played_logits.grad[1, 2] == 0
+    # Soft-target gradient is w * (σ(x) - y) / n_observed: zero exactly where σ(x) = y.
+    assert played_logits.grad[0, 0].item() == pytest.approx(0.5 * (torch.sigmoid(torch.tensor(1.0)).item() - 0.25) / 4)
+    assert played_logits.grad[0, 1].item() == pytest.approx(0.5 * (0.5 - 1.0) / 4)
+
+    # Without weights and mask: the plain sum of the per-signal means, padding now counted.
+    total2, per2 = feedback_loss(
+        {"like": like_logits, "played": played_logits},
+        {"like": like, "played": played},
+        {"like": "binary", "played": "continuous"},
+    )
+    assert per2["like"].item() == pytest.approx((4 * exp_like + bce(-2.0, 1)) / 5, rel=1e-5)
+    assert total2.item() == pytest.approx(per2["like"].item() + per2["played"].item(), rel=1e-6)
+
+
+def test_feedback_loss_zero_observed_is_zero_with_finite_gradient() -> None:
+    nan = float("nan")
+    x = torch.tensor([[0.4, -3.0]], requires_grad=True)
+    z = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    total, per = feedback_loss(
+        {"like": x, "skip": z},
+        {"like": torch.full((1, 2), nan), "skip": torch.tensor([[1.0, 0.0]])},
+        {"like": "binary", "skip": "binary"},
+        mask=torch.tensor([[False, False]]),  # nothing counts at all
+        weights={"like": 3.0, "skip": 2.0},
+    )
+    assert total.item() == 0.0 and per["like"].item() == 0.0 and per["skip"].item() == 0.0
+    assert total.requires_grad
+    total.backward()
+    assert x.grad is not None and z.grad is not None
+    assert (x.grad == 0).all() and (z.grad == 0).all()  # finite: exactly zero, not NaN
+    # One signal unobserved, the other observed: the unobserved one adds exactly 0.
+    total, per = feedback_loss(
+        {"like": x, "skip": z},
+        {"like": torch.full((1, 2), nan), "skip": torch.tensor([[1.0, 0.0]])},
+        {"like": "binary", "skip": "binary"},
+    )
+    assert per["like"].item() == 0.0 and total.item() == pytest.approx(per["skip"].item()) and total.item() > 0
+
+
+def test_feedback_loss_rejects_bad_input() -> None:
+    x = torch.zeros(2, 3)
+    y = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="binary"):
+        feedback_loss({"like": x}, {"like": torch.full((2, 3), 0.5)}, {"like": "binary"})
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        feedback_loss({"played": x}, {"played": torch.full((2, 3), 1.5)}, {"played": "continuous"})
+    # Unchecked, a soft label to a binary signal is simply used as a soft target.
+    total, _ = feedback_loss({"like": x}, {"like": torch.full((2, 3), 0.5)}, {"like": "binary"}, check_labels=False)
+    assert total.item() == pytest.approx(math.log(2.0))
+    with pytest.raises(ValueError, match="same signals"):
+        feedback_loss({"like": x}, {"skip": y}, {"like": "binary"})
+    with pytest.raises(ValueError, match="kind must be"):
+        feedback_loss({"like": x}, {"like": y}, {})
+    with pytest.raises(ValueError, match="weights name"):
+        feedback_loss({"like": x}, {"like": y}, {"like": "binary"}, weights={"lik": 1.0})
+    with pytest.raises(ValueError, match="mask"):
+        feedback_loss({"like": x}, {"like": y}, {"like": "binary"}, mask=torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="shape"):
+        feedback_loss({"like": x}, {"like": torch.zeros(3, 2)}, {"like": "binary"})
+    with pytest.raises(ValueError, match="at least one"):
+        feedback_loss({}, {}, {})
+
+
+def test_feedback_loss_agrees_with_binary_feedback_loss_on_stacked_signals() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 2, generator=g)  # (B, N, F)
+    labels = (torch.rand(3, 5, 2, generator=g) < 0.4).float()
+    labels[torch.rand(3, 5, 2, generator=g) < 0.3] = float("nan")
+    mask = torch.rand(3, 5, generator=g) < 0.8
+    names = ["like", "skip"]
+    total, per = feedback_loss(
+        {n: logits[..., f] for f, n in enumerate(names)},
+        {n: labels[..., f] for f, n in enumerate(names)},
+        dict.fromkeys(names, "binary"),
+        weights={"like": 2.0, "skip": 0.25},
+        mask=mask,
+    )
+    stacked = binary_feedback_loss(logits, labels, mask, reduction="none")
+    torch.testing.assert_close(torch.stack([per[n] for n in names]), stacked)
+    torch.testing.assert_close(total, binary_feedback_loss(logits, labels, mask, torch.tensor([2.0, 0.25])))
