@@ -103,6 +103,9 @@ class TrainConfig(_Config):
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (smoke runs)")
     log_every: int = Field(50, ge=1, description="optimizer steps between loss log lines")
+    bucket_batches: int | None = Field(
+        64, ge=1, description="batch chunks of similar length, sorting windows of this many batches; None = off"
+    )
 
 
 class EvalConfig(_Config):

@@ -296,6 +296,11 @@ class ChunkBatches:
     The order of epoch ``e`` is a permutation drawn from ``numpy.random.default_rng([seed, e])``,
     so it depends on nothing but ``(seed, e)``: a run restarted at batch ``k`` of epoch ``e`` (see
     :meth:`epoch`) gets the same batches as the uninterrupted run from batch ``k`` on.
+
+    With ``bucket`` set, the shuffled chunks are cut into windows of ``bucket`` batches, each window is
+    sorted by chunk length and split into batches, and the full batches are shuffled again: batches
+    hold chunks of similar length, so padding to the longest chunk of the batch (``n=None``) wastes
+    little. Short histories (Amazon: ~9 events on average) otherwise spend most compute on padding.
     """
 
     def __init__(
@@ -310,10 +315,14 @@ class ChunkBatches:
         drop_last: bool = False,
         n: int | None = None,
         padding: Padding = "left",
+        bucket: int | None = None,
     ) -> None:
-        """See :func:`assemble_batch` for ``columns``, ``n`` and ``padding``."""
+        """See :func:`assemble_batch` for ``columns``, ``n`` and ``padding``; the class doc for ``bucket``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if bucket is not None and bucket < 1:
+            raise ValueError(f"bucket must be >= 1 batches, got {bucket}")
+        self.bucket = bucket
         self.store = store
         self.chunks = chunks
         self.batch_size = int(batch_size)
@@ -335,7 +344,18 @@ class ChunkBatches:
         if not self.shuffle:
             return np.arange(c, dtype=np.int64)
         rng = np.random.default_rng([self.seed, int(epoch)])
-        return rng.permutation(c).astype(np.int64)
+        ids = rng.permutation(c).astype(np.int64)
+        if self.bucket is None:
+            return ids
+        window = self.bucket * self.batch_size
+        lengths = self.chunks.length[ids]
+        for lo in range(0, c, window):  # sort each window by length (stable: ties keep the shuffle)
+            sl = slice(lo, lo + window)
+            ids[sl] = ids[sl][np.argsort(-lengths[sl], kind="stable")]
+        full = c // self.batch_size
+        batches = ids[: full * self.batch_size].reshape(full, self.batch_size)  # (full batches, B)
+        batches = batches[rng.permutation(full)]
+        return np.concatenate([batches.reshape(-1), ids[full * self.batch_size :]])  # the short batch stays last
 
     def batch_ids(self, epoch: int, start_batch: int = 0) -> Iterator[np.ndarray]:
         """(B,) chunk ids of each batch of ``epoch``, from batch ``start_batch`` on."""

@@ -82,7 +82,8 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
         batch_size=config.train.batch_size,
         columns=[ITEM_ID, TIMESTAMP],
         seed=config.train.seed,
-        n=config.data.max_len + 1,
+        n=None,  # pad each batch to its longest chunk; with length buckets that is little padding
+        bucket=config.train.bucket_batches,
     )
 
     model = build_model(config.model, config.loss, n_items=store.n_items, max_len=config.data.max_len)

@@ -272,3 +272,29 @@ def test_iterator_batches_are_the_assembled_chunks() -> None:
         assert batch[ITEM_ID].shape == (len(ids), 8)
         for key in want:
             np.testing.assert_array_equal(batch[key], want[key])
+
+
+def test_length_buckets_keep_every_chunk_once_and_reduce_padding() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, 500)
+    store = SequenceStore.from_arrays(
+        lengths=lengths, columns={"item_id": np.ones(lengths.sum()), "timestamp": np.arange(lengths.sum())}
+    )
+    chunks = chunk_ranges(store.offsets[:-1], store.offsets[1:], 40)
+    plain = ChunkBatches(store, chunks, batch_size=16, seed=3)
+    bucketed = ChunkBatches(store, chunks, batch_size=16, seed=3, bucket=8)
+    for batches in (plain, bucketed):
+        order = batches.order(0)
+        assert sorted(order.tolist()) == list(range(len(chunks)))  # a permutation: every chunk once
+    assert (bucketed.order(1) == bucketed.order(1)).all() and not (bucketed.order(1) == bucketed.order(2)).all()
+
+    def padded_cells(batches: ChunkBatches) -> int:
+        return sum(int(b["mask"].size) for b in batches.epoch(0))
+
+    assert padded_cells(bucketed) < 0.7 * padded_cells(plain)
+    # the short last batch stays last, so drop_last still drops exactly it
+    tail = ChunkBatches(store, chunks, batch_size=16, seed=3, bucket=8, drop_last=True)
+    assert len(tail) == len(chunks) // 16
+    assert all(len(ids) == 16 for ids in tail.batch_ids(0))
+    with pytest.raises(ValueError, match="bucket must be"):
+        ChunkBatches(store, chunks, batch_size=16, bucket=0)
