@@ -97,6 +97,7 @@ class TrainConfig(_Config):
     eval_every: int = Field(1, ge=1, description="validate every N epochs")
     patience: int | None = Field(10, ge=1, description="early stopping: evaluations without improvement")
     monitor: str = Field("valid/NDCG@10", description="validation metric for early stopping and best checkpoint")
+    monitor_mode: Literal["max", "min"] = Field("max", description="max: higher is better (NDCG); min: losses")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = False
@@ -117,17 +118,36 @@ class EvalConfig(_Config):
     )
 
 
+class ArgusConfig(_Config):
+    """ARGUS pre-training (reference/ARGUS.md): used when ``task: argus``; model sizes come from ``model``."""
+
+    variant: Literal["full", "simplified"] = Field("simplified", description="3 tokens per event, or 1 (≈3x faster)")
+    encoder: Literal["transformer", "hstu"] = "transformer"
+    retrieval_dim: int | None = Field(None, ge=1, description="NIP query / item vector width (default model.dim)")
+    combine: Literal["sum", "concat"] = Field("sum", description="simplified: how (context, item, feedback) merge")
+    nip_on: Literal["all", "positives"] = Field("all", description="NIP on every event, or positives only (ablation)")
+    positive_signal: str | None = Field(None, description="feedback column that defines a positive event")
+    positive_threshold: float = Field(0.5, description="positive when positive_signal >= this")
+    use_context: bool = Field(True, description="False = the SASRec-style ablation without context")
+    feedback_prediction: bool = Field(True, description="train the FP head (off when the data has no feedback)")
+    fp_weights: dict[str, float] = Field(default_factory=dict, description="per-signal FP loss weights (default 1)")
+    nip_weight: float = Field(1.0, ge=0)
+    time_features: bool = True
+
+
 class RunConfig(_Config):
     """Everything a training run needs; written resolved to ``<run dir>/config.yaml``."""
 
     name: str = "run"
     output_dir: str = "runs"
+    task: Literal["next_item", "argus"] = Field("next_item", description="SASRec/HSTU-style, or ARGUS pre-training")
     data: DataConfig
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    argus: ArgusConfig = ArgusConfig()
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

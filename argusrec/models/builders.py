@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from torch import nn
 
-from argusrec.config import LossConfig, ModelConfig
+from argusrec.config import ArgusConfig, LossConfig, ModelConfig
 from argusrec.losses import LearnedTemperature
+from argusrec.models.argus import Argus, build_argus
 from argusrec.models.sequential import FixedTemperature, SequentialRecommender
 from argusrec.nn.embeddings import HashedEmbedding, IdEmbedding, PositionEmbedding
 from argusrec.nn.fuxi import FuXiBlock
@@ -71,3 +73,34 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
         for p in m.parameters()
     )
     return total, total - embedding
+
+
+def build_argus_model(
+    model: ModelConfig,
+    argus: ArgusConfig,
+    *,
+    vocab_sizes: Mapping[str, int],
+    feedback_signals: Mapping[str, str],
+    n_items: int,
+    max_len: int,
+) -> Argus:
+    """An :class:`~argusrec.models.argus.Argus` sized by ``model`` and shaped by ``argus`` (ARGUS.md §2)."""
+    return build_argus(
+        variant=argus.variant,
+        vocab_sizes=vocab_sizes if argus.use_context else {},
+        feedback_signals=feedback_signals,
+        n_items=n_items,
+        dim=model.dim,
+        layers=model.layers,
+        heads=model.heads,
+        max_len=max_len,
+        encoder=argus.encoder,
+        item_embedding=model.item_embedding,
+        hash_buckets=model.hash_buckets,
+        num_hashes=model.num_hashes,
+        dropout=model.dropout,
+        retrieval_dim=argus.retrieval_dim,
+        normalize=model.normalize,
+        combine=argus.combine,
+        time_features=argus.time_features,
+    )

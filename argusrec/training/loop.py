@@ -186,7 +186,7 @@ def fit(
         run_dir: receives ``checkpoints/{last,best}.pt``, ``train_log.csv``, ``metrics.csv`` and
             ``tensorboard/``.
         evaluate: ``evaluate(model) -> {name: value}``, called in eval mode under ``no_grad`` on the
-            uncompiled model; must contain ``train.monitor`` (higher is better). None: no
+            uncompiled model; must contain ``train.monitor`` (better = ``train.monitor_mode``). None: no
             evaluation, no ``best.pt``, no early stopping.
         stateful: extra objects with ``state_dict()`` / ``load_state_dict()`` (negative samplers,
             curricula) saved in and restored from ``last.pt``; their states must hold only tensors
@@ -318,7 +318,10 @@ def fit(
                 )
             value = metrics[train.monitor]
             log.info("epoch %d step %d: %s", epoch, state.step, ", ".join(f"{k}={v:.5g}" for k, v in metrics.items()))
-            if math.isfinite(value) and (state.best_metric is None or value > state.best_metric):
+            improved = state.best_metric is None or (
+                value > state.best_metric if train.monitor_mode == "max" else value < state.best_metric
+            )
+            if math.isfinite(value) and improved:
                 state.best_metric, state.best_epoch, state.bad_evals = value, epoch, 0
                 best = asdict(state) | {"epoch": epoch + 1, "batch": 0, "window": {}}
                 save_checkpoint(

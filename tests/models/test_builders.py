@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from argusrec.config import LossConfig, ModelConfig, load_config, preset_names
-from argusrec.models.builders import build_model, count_parameters
+from argusrec.models.argus import transformer_parameters
+from argusrec.models.builders import build_argus_model, build_model, count_parameters
 
 KINDS = ["sasrec", "llama", "hstu", "fuxi"]
 
@@ -88,13 +89,39 @@ def test_count_parameters_separates_embeddings() -> None:
     assert non_embedding > 0
 
 
-@pytest.mark.parametrize("name", preset_names())
+SIMULATED_CONTEXT = {"surface": 5, "device": 3}
+SIMULATED_FEEDBACK = {"played_ratio": "continuous", "skip": "binary", "like": "binary", "dislike": "binary"}
+ARGUS_SIZES = {"argus-3m": 3.2e6, "argus-30m": 30e6, "argus-300m": 300e6, "argus-1b": 1e9}
+
+
+@pytest.mark.parametrize("name", [n for n in preset_names() if not n.startswith("argus-")])
 def test_every_preset_loads_and_builds_on_the_meta_device(name: str) -> None:
     cfg = load_config(name)
     with torch.device("meta"):
         model = build_model(cfg.model, cfg.loss, n_items=3706, max_len=cfg.data.max_len)
     total, non_embedding = count_parameters(model)
     assert 0 < non_embedding < total
+
+
+@pytest.mark.parametrize("name", [n for n in preset_names() if n.startswith("argus-")])
+def test_argus_presets_have_the_advertised_transformer_size(name: str) -> None:
+    """ARGUS.md §6: the scaling range 3.2M .. 1B transformer parameters (embeddings excluded)."""
+    cfg = load_config(name)
+    assert cfg.task == "argus"
+    with torch.device("meta"):
+        model = build_argus_model(
+            cfg.model,
+            cfg.argus,
+            vocab_sizes=SIMULATED_CONTEXT,
+            feedback_signals=SIMULATED_FEEDBACK,
+            n_items=1_000_000,
+            max_len=cfg.data.max_len,
+        )
+    size = transformer_parameters(model)
+    if name in ARGUS_SIZES:
+        assert 0.85 * ARGUS_SIZES[name] < size < 1.15 * ARGUS_SIZES[name], f"{name}: {size:,}"
+    else:
+        assert size < 1e6  # argus-tiny: seconds on a CPU
 
 
 def test_paper_sizes_give_the_expected_parameter_order() -> None:

@@ -189,6 +189,14 @@ def test_early_stopping_and_best_checkpoint(tmp_path: Path) -> None:
     assert again.steps == result.steps and again.stopped_early
 
 
+def test_monitor_mode_min_keeps_the_lowest_loss(tmp_path: Path) -> None:
+    values = iter([0.9, 0.4, 0.6, 0.7])
+    _, result = run(
+        tmp_path, evaluate=lambda m: {"valid/score": next(values)}, epochs=4, patience=2, monitor_mode="min"
+    )
+    assert (result.best_metric, result.best_epoch, result.epochs_run, result.stopped_early) == (0.4, 1, 4, True)
+
+
 def test_eval_every_and_final_epoch(tmp_path: Path) -> None:
     _, result = run(tmp_path, epochs=3, eval_every=2)
     assert [h["epoch"] for h in result.history] == [1, 2]  # every 2nd epoch, and always the last
