@@ -9,9 +9,8 @@ from argusrec import __version__
 from argusrec.config import load_config
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
-from argusrec.eval.protocols import evaluate_next_item
 from argusrec.models.builders import build_model
-from argusrec.recipes.train import RUN_FORMAT, make_split
+from argusrec.recipes.train import RUN_FORMAT, evaluate_roles, make_split
 from argusrec.training.checkpoint import load_weights
 from argusrec.training.device import resolve_device
 
@@ -39,21 +38,5 @@ def evaluate_run(run_dir: str | Path, *, roles: tuple[str, ...] = ("valid", "tes
     load_weights(ckpt, model)
     dev = resolve_device(device)
     model.to(dev)
-    split = make_split(store, config)
-    metrics: dict[str, float] = {}
-    for role in roles:
-        metrics.update(
-            evaluate_next_item(
-                model,
-                store,
-                split,
-                role,  # type: ignore[arg-type]
-                max_len=config.data.max_len,
-                ks=config.eval.ks,
-                filter_history=config.eval.filter_history,
-                batch_size=config.eval.batch_size,
-                device=dev,
-                sampled_negatives=config.eval.sampled_negatives,
-            )
-        )
+    metrics = evaluate_roles(model, store, make_split(store, config), config, roles, dev)
     return {"checkpoint": str(ckpt), "metrics": metrics}

@@ -103,17 +103,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     )
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
-        return evaluate_next_item(
-            cast(SequentialRecommender, m),
-            store,
-            split,
-            "valid",
-            max_len=config.data.max_len,
-            ks=config.eval.ks,
-            filter_history=config.eval.filter_history,
-            batch_size=config.eval.batch_size,
-            device=device,
-        )
+        return evaluate_roles(cast(SequentialRecommender, m), store, split, config, ("valid",), device, sampled=False)
 
     result = fit(
         model,
@@ -131,22 +121,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     if best.exists():
         load_weights(best, model)
     model.to(device)
-    metrics: dict[str, float] = {}
-    for role in ("valid", "test"):
-        metrics.update(
-            evaluate_next_item(
-                model,
-                store,
-                split,
-                role,
-                max_len=config.data.max_len,
-                ks=config.eval.ks,
-                filter_history=config.eval.filter_history,
-                batch_size=config.eval.batch_size,
-                device=device,
-                sampled_negatives=config.eval.sampled_negatives,
-            )
-        )
+    metrics = evaluate_roles(model, store, split, config, ("valid", "test"), device)
     baseline = evaluate_popularity(store, split, "test", ks=config.eval.ks, filter_history=config.eval.filter_history)
     seconds = time.perf_counter() - start
     metrics["events_per_s"] = result.targets_per_s
@@ -163,6 +138,36 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     (run_dir / "model_card.md").write_text(model_card(config, store, split, model, summary, device))
     return summary
+
+
+def evaluate_roles(
+    model: SequentialRecommender,
+    store: SequenceStore,
+    split: Split,
+    config: RunConfig,
+    roles: tuple[str, ...],
+    device: torch.device,
+    *,
+    sampled: bool = True,
+) -> dict[str, float]:
+    """Next-item metrics on each role's targets, with the run's evaluation settings."""
+    metrics: dict[str, float] = {}
+    for role in roles:
+        metrics.update(
+            evaluate_next_item(
+                model,
+                store,
+                split,
+                role,  # type: ignore[arg-type]
+                max_len=config.data.max_len,
+                ks=config.eval.ks,
+                filter_history=config.eval.filter_history,
+                batch_size=config.eval.batch_size,
+                device=device,
+                sampled_negatives=config.eval.sampled_negatives if sampled else None,
+            )
+        )
+    return metrics
 
 
 def _prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
