@@ -163,6 +163,26 @@ def train_cmd(
     typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
 
 
+@app.command("pretrain")
+def pretrain_cmd(
+    config: str = typer.Option(..., "--config", "-c", help="YAML run config with task: argus, or a preset (argus-*)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: key.path=value (repeat)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default output_dir/name)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """ARGUS pre-training (next-item + feedback prediction), then validation and test NIP / FP metrics."""
+    from argusrec.config import load_config
+    from argusrec.recipes.pretrain import pretrain
+
+    cfg = load_config(config, set_)
+    summary = pretrain(cfg, run_dir=run_dir, progress=_progress(no_progress))
+    for note in summary.get("notes", []):
+        typer.echo(f"note: {note}")
+    _print_metrics(summary["metrics"], summary.get("popularity_baseline"))
+    where = run_dir or Path(cfg.output_dir) / cfg.name
+    typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `argusrec train`."),

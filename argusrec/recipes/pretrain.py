@@ -1,0 +1,280 @@
+"""ARGUS pre-training from a :class:`RunConfig` with ``task: argus``, top to bottom (reference/ARGUS.md §1-§3, §6).
+
+    config -> prepared dataset -> split (temporal, §6) -> which ARGUS parts the data supports -> training chunks
+    -> Argus + ArgusTask (NIP + FP in one causal pass) -> fit (validation NIP loss / FP metrics, early stop,
+    checkpoint) -> best checkpoint -> validation and test metrics + popularity baseline -> run directory
+
+The run directory is the one :func:`argusrec.recipes.train.train` writes (its helpers are reused):
+``config.yaml``, ``run.json``, ``checkpoints/``, ``train_log.csv``, ``metrics.csv``, ``metrics.json``,
+``model_card.md``.
+
+What the data supports decides the model:
+
+* no feedback columns -> no feedback input and no FP head: "training NIP only" is logged (a warning). If the
+  config *explicitly* sets ``argus.feedback_prediction: true`` this is an error instead: the user asked for FP.
+* ``argus.feedback_prediction: false`` with feedback columns: feedback stays an input, the FP loss is off.
+* no context columns (or ``argus.use_context: false``) -> context embeddings disabled (logged); time
+  features still come from the timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from argusrec import __version__
+from argusrec.config import RunConfig
+from argusrec.data.batching import ChunkBatches, chunk_ranges
+from argusrec.data.negatives import item_frequencies
+from argusrec.data.splits import EventRole, Split
+from argusrec.data.store import SequenceStore
+from argusrec.errors import ArgusrecError
+from argusrec.eval.argus_eval import FULL_CATALOG_MAX, evaluate_argus, popularity_nip_loss
+from argusrec.models.argus import Argus, transformer_parameters
+from argusrec.models.argus_task import ArgusTask
+from argusrec.models.builders import build_argus_model, count_parameters
+from argusrec.models.sequential import FixedTemperature
+from argusrec.recipes.train import _prepare_run_dir, data_fingerprint, make_split
+from argusrec.training.checkpoint import load_weights
+from argusrec.training.device import resolve_device
+from argusrec.training.loop import fit
+
+log = logging.getLogger(__name__)
+
+NO_FEEDBACK = "no feedback columns: feedback prediction disabled, training NIP only"
+NO_CONTEXT = "no context columns: context embeddings disabled"
+
+
+def data_parts(config: RunConfig, store: SequenceStore) -> tuple[list[str], dict[str, str], dict[str, str], list[str]]:
+    """Which ARGUS parts the data supports (module docstring).
+
+    Returns:
+        ``(context_fields, feedback_inputs, fp_kinds, notes)``: context columns fed to the model, feedback
+        signal -> kind fed to the model, signal -> kind of the signals with an FP loss, and the lines logged.
+
+    Raises:
+        ArgusrecError: FP explicitly required without feedback columns, or ARGUS options naming unknown columns.
+    """
+    schema, a = store.schema, config.argus
+    notes: list[str] = []
+    feedback = {s: schema.feedback_kind(s).value for s in schema.feedback}
+    if not feedback:
+        if a.feedback_prediction and "feedback_prediction" in a.model_fields_set:
+            raise ArgusrecError(
+                f"{config.data.path}: argus.feedback_prediction is true but the dataset has no feedback columns; "
+                "set argus.feedback_prediction=false (NIP only) or prepare the data with its feedback columns"
+            )
+        notes.append(NO_FEEDBACK)
+    fp_kinds = dict(feedback) if a.feedback_prediction else {}
+    if feedback and not a.feedback_prediction:
+        notes.append("argus.feedback_prediction is false: feedback is an input only, no FP loss")
+    context = list(schema.context) if a.use_context else []
+    if not schema.context:
+        notes.append(NO_CONTEXT)
+    elif not a.use_context:
+        notes.append("argus.use_context is false: context embeddings disabled (ablation)")
+    unknown = sorted(set(a.fp_weights) - set(fp_kinds))
+    if unknown:
+        raise ArgusrecError(f"argus.fp_weights names {unknown}, not FP signals of this run ({sorted(fp_kinds)})")
+    if a.positive_signal is not None and a.positive_signal not in feedback:
+        raise ArgusrecError(
+            f"argus.positive_signal={a.positive_signal!r} is not a feedback column; columns: {sorted(feedback)}"
+        )
+    if a.nip_on == "positives" and a.positive_signal is None:
+        raise ArgusrecError("argus.nip_on=positives needs argus.positive_signal (a feedback column, e.g. like)")
+    for c in context:
+        if not store.vocab(c):
+            raise ArgusrecError(f"{config.data.path}: context column {c!r} has no vocabulary in the manifest")
+    return context, feedback, fp_kinds, notes
+
+
+def check_argus_config(config: RunConfig, store: SequenceStore) -> None:
+    """Checks that need the dataset; errors name the key to change."""
+    if config.task != "argus":
+        raise ArgusrecError(f"pretrain needs task: argus, the config has task: {config.task} (use `argusrec train`)")
+    loss = config.loss
+    if loss.kind != "sampled_softmax":
+        raise ArgusrecError("ARGUS pre-training uses loss.kind=sampled_softmax (ARGUS.md §3)")
+    if loss.uniform_negatives >= store.n_items:
+        raise ArgusrecError(
+            f"loss.uniform_negatives={loss.uniform_negatives} is not smaller than the catalog ({store.n_items} items)"
+        )
+    if store.n_items > FULL_CATALOG_MAX and config.train.monitor.endswith("/NIP_loss"):
+        raise ArgusrecError(
+            f"the catalog ({store.n_items:,} items) is above the exact-evaluation limit ({FULL_CATALOG_MAX:,}): "
+            "validation reports a sampled estimate; set train.monitor=valid/NIP_loss_sampled8192"
+        )
+
+
+def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the whole recipe; returns the summary (also written to ``<run dir>/metrics.json``).
+
+    Summary keys: ``metrics`` (valid and test NIP / FP metrics, ``events_per_s``), ``popularity_baseline``
+    (``<role>/NIP_loss`` of add-one-smoothed training popularity), ``notes`` (what the data disabled),
+    ``best_epoch``, ``epochs_run``, ``steps``, ``stopped_early``, ``train_seconds``, ``seconds``.
+    """
+    start = time.perf_counter()
+    store = SequenceStore.open(config.data.path)
+    check_argus_config(config, store)
+    context, feedback, fp_kinds, notes = data_parts(config, store)
+    for line in notes:
+        log.warning(line)  # a warning: shown even when the caller configured no logging
+    run_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
+    _prepare_run_dir(run_dir, config)
+    torch.manual_seed(config.train.seed)
+    device = resolve_device(config.train.device)
+    split = make_split(store, config)
+    a = config.argus
+
+    # Item frequencies of the *training* NIP targets only (logQ must not see evaluation periods, §3).
+    train_rows = split.event_roles() == EventRole.TRAIN
+    if a.nip_on == "positives":
+        assert a.positive_signal is not None
+        train_rows &= np.asarray(store[a.positive_signal]) >= a.positive_threshold
+    train_freq = item_frequencies(store.items, store.n_items, mask=train_rows)
+
+    # Pre-training chunks do not overlap (§5): each user's training prefix cut into chunks of max_len events;
+    # every event of a chunk is supervised at its own position (its query sees the events before it).
+    lo, hi = split.train_ranges()
+    chunks = chunk_ranges(lo, hi, config.data.max_len, max_chunks_per_user=config.data.max_chunks_per_user)
+    if len(chunks) == 0:
+        raise ArgusrecError(f"{config.data.path}: no training events before the validation/test cut-off")
+
+    model = build_argus_model(
+        config.model,
+        a,
+        vocab_sizes={c: len(store.vocab(c)) for c in context},
+        feedback_signals=feedback,
+        n_items=store.n_items,
+        max_len=config.data.max_len,
+    )
+    if config.loss.temperature != "learned":
+        model.temperature = FixedTemperature(float(config.loss.temperature))
+    task = ArgusTask(
+        n_items=store.n_items,
+        context_fields=context,
+        feedback_inputs=list(feedback),
+        fp_kinds=fp_kinds,
+        uniform_negatives=config.loss.uniform_negatives,
+        in_batch_negatives=config.loss.in_batch_negatives,
+        item_freq=torch.from_numpy(train_freq),
+        logq=config.loss.logq,
+        similarity=config.loss.similarity,
+        nip_on=a.nip_on,
+        positive_signal=a.positive_signal,
+        positive_threshold=a.positive_threshold,
+        fp_weights=a.fp_weights,
+        nip_weight=a.nip_weight,
+        check_labels=device.type == "cpu",  # the check syncs the device; the store builder validated the labels
+        seed=config.train.seed,
+    )
+    batches = ChunkBatches(
+        store,
+        chunks,
+        batch_size=config.train.batch_size,
+        columns=task.columns(),
+        seed=config.train.seed,
+        n=None,  # pad each batch to its longest chunk; with length buckets that is little padding
+        bucket=config.train.bucket_batches,
+    )
+
+    def evaluate(m: torch.nn.Module, role: str = "valid") -> dict[str, float]:
+        return evaluate_argus(
+            m,
+            store,
+            split,
+            "valid" if role == "valid" else "test",
+            max_len=config.data.max_len,
+            batch_size=config.eval.batch_size,
+            device=device,
+            fp_signals=list(fp_kinds),
+            positive_signal=a.positive_signal,
+            positive_threshold=a.positive_threshold,
+            similarity=config.loss.similarity,
+        )
+
+    result = fit(
+        model,
+        task,
+        batches,
+        optim=config.optim,
+        train=config.train,
+        run_dir=run_dir,
+        evaluate=evaluate,
+        stateful={"task": task},
+        progress=progress,
+    )
+
+    best = run_dir / "checkpoints" / "best.pt"
+    if best.exists():
+        load_weights(best, model)
+    model.to(device)
+    model.eval()
+    metrics: dict[str, float] = {}
+    baseline: dict[str, float] = {}
+    for role in ("valid", "test"):
+        metrics.update(evaluate(model, role))
+        baseline.update(popularity_nip_loss(store, split, role, train_freq))
+    metrics["events_per_s"] = result.targets_per_s
+    summary = {
+        "metrics": metrics,
+        "popularity_baseline": baseline,
+        "notes": notes,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "steps": result.steps,
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.seconds,
+        "seconds": time.perf_counter() - start,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    (run_dir / "model_card.md").write_text(argus_model_card(config, store, split, model, summary, device))
+    return summary
+
+
+def argus_model_card(
+    config: RunConfig, store: SequenceStore, split: Split, model: torch.nn.Module, summary: dict, device: torch.device
+) -> str:
+    """The model card of an ARGUS run (the next-item card of recipes/train.py describes other models)."""
+    total, _ = count_parameters(model)
+    a, loss = config.argus, config.loss
+    m = summary["metrics"]
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in m.items() if "/" in k and isinstance(v, float))
+    base = "\n".join(f"| {k} | {v:.4f} |" for k, v in summary["popularity_baseline"].items() if k.endswith("loss"))
+    notes = "".join(f"\n- **note**: {n}" for n in summary["notes"])
+    return f"""# Model card: {config.name} (ARGUS pre-training)
+
+- **architecture**: ARGUS {a.variant} ({a.encoder} encoder), {config.model.layers} layers, {config.model.heads} heads,
+  width {config.model.dim}, item embedding {config.model.item_embedding}, context {a.use_context}, FP heads
+  {list(cast(Argus, model).signals) if a.feedback_prediction else "off"}
+- **parameters**: {total:,} in all, {transformer_parameters(model):,} excluding embeddings
+- **data**: {store.manifest.get("name")} at `{config.data.path}` — {store.n_users:,} users, {store.n_items:,} items,
+  {store.n_events:,} events; fingerprint `{data_fingerprint(store)}`
+- **protocol**: {config.data.split} ({json.dumps(split.summary())}); windows of {config.data.max_len} events, the whole
+  earlier history as context, losses only on the period's events; NIP loss = full-catalog softmax (no logQ);
+  model selected on validation `{config.train.monitor}` only
+- **training**: NIP on {a.nip_on} (weight {a.nip_weight}), sampled softmax ({loss.uniform_negatives} uniform negatives,
+  in-batch {loss.in_batch_negatives}, logQ {loss.logq}, temperature {loss.temperature}, {loss.similarity}); FP
+  weights {a.fp_weights or "all 1"}; AdamW lr {config.optim.lr}; best epoch {summary["best_epoch"]} of
+  {summary["epochs_run"]}, {summary["steps"]} steps, {summary["train_seconds"]:.1f} s,
+  {m.get("events_per_s", float("nan")):,.0f} NIP targets/s{notes}
+- **hardware**: {device} ({platform.processor() or platform.machine()}, torch {torch.__version__});
+  argusrec {__version__}
+
+| metric | value |
+|---|---|
+{rows}
+
+Popularity baseline (add-one-smoothed training item frequencies) on the same events:
+
+| metric | value |
+|---|---|
+{base}
+"""
