@@ -143,12 +143,14 @@ class Argus(nn.Module):
             self.token_type = nn.Embedding(TOKENS_PER_EVENT, d)  # c / i / f (§2)
             nn.init.normal_(self.token_type.weight, std=0.02)
             self.nip_head: nn.Module = _mlp(d, d, d_r)  # state at c_t -> query
-            self.fp_head: nn.Module = _mlp(d, d, n_out)  # state at i_t -> one logit per signal
+            fp_in = d  # state at i_t -> one logit per signal
         else:
             self.combine = _mlp(d, 2 * d, d) if combine == "sum" else nn.Linear(3 * d, d)
             self.start = nn.Parameter(torch.zeros(d).normal_(std=0.02))  # h_{-1}: "no history yet"
             self.nip_head = _mlp(2 * d, d, d_r)  # [h_{t-1}; ctx_t] -> query, compressed to D_r
-            self.fp_head = _mlp(3 * d, d, n_out)  # [h_{t-1}; ctx_t; item_t] -> one logit per signal
+            fp_in = 3 * d  # [h_{t-1}; ctx_t; item_t] -> one logit per signal
+        # no feedback signals (e.g. Amazon sequences): no FP head at all rather than a zero-width one
+        self.fp_head: nn.Module | None = _mlp(fp_in, d, n_out) if n_out else None
 
     # ------------------------------------------------------------------------------------------ scoring
     def _norm(self, x: Tensor) -> Tensor:
@@ -194,10 +196,13 @@ class Argus(nn.Module):
             query, fp_in, states = self._simplified(ctx, item, fb, pos, valid, ts)
         keep = valid.unsqueeze(-1)  # (B, N, 1)
         query = self._norm(self.nip_head(query)).masked_fill(~keep, 0.0)  # (B, N, D_r)
-        logits = self.fp_head(fp_in).masked_fill(~keep, 0.0)  # (B, N, F)
+        fp_logits: dict[str, Tensor] = {}
+        if self.fp_head is not None:
+            logits = self.fp_head(fp_in).masked_fill(~keep, 0.0)  # (B, N, F)
+            fp_logits = {name: logits[..., k] for k, name in enumerate(self.signals)}
         return ArgusOutput(
             nip_query=query,
-            fp_logits={name: logits[..., k] for k, name in enumerate(self.signals)},
+            fp_logits=fp_logits,
             user_states=states,
         )
 

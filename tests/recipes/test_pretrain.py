@@ -164,7 +164,7 @@ def test_nip_loss_is_the_exact_full_softmax(tmp_path: Path) -> None:
             sl = slice(int(store.offsets[u]), int(hi[u]))
 
             def one(col: str, sl: slice = sl) -> torch.Tensor:
-                return torch.as_tensor(np.asarray(store[col][sl]))[None]  # (1, n)
+                return torch.as_tensor(np.array(store[col][sl]))[None]  # (1, n), a writable copy
 
             out = model(
                 one("item_id").long(),
