@@ -188,7 +188,7 @@ def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `argusrec train`."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
-    """Evaluate a run's best checkpoint on the validation and test targets."""
+    """Evaluate a run's best checkpoint (next-item or ARGUS) on the validation and test periods."""
     from argusrec.recipes.evaluate import evaluate_run
 
     result = evaluate_run(run_dir, device=device)

@@ -10,6 +10,7 @@ from argusrec.config import load_config
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.models.builders import build_model
+from argusrec.recipes.pretrain import argus_model_for, data_parts, evaluate_argus_roles
 from argusrec.recipes.train import RUN_FORMAT, evaluate_roles, make_split
 from argusrec.training.checkpoint import load_weights
 from argusrec.training.device import resolve_device
@@ -34,9 +35,17 @@ def evaluate_run(run_dir: str | Path, *, roles: tuple[str, ...] = ("valid", "tes
     if not ckpt.exists():
         raise ArgusrecError(f"{run_dir} has no checkpoint yet (checkpoints/best.pt or last.pt)")
     store = SequenceStore.open(config.data.path)
-    model = build_model(config.model, config.loss, n_items=store.n_items, max_len=config.data.max_len)
-    load_weights(ckpt, model)
     dev = resolve_device(device)
-    model.to(dev)
-    metrics = evaluate_roles(model, store, make_split(store, config), config, roles, dev)
+    split = make_split(store, config)
+    if config.task == "argus":
+        context, feedback, fp_kinds, _ = data_parts(config, store)
+        argus = argus_model_for(config, store, context, feedback)
+        load_weights(ckpt, argus)
+        argus.to(dev)
+        metrics = evaluate_argus_roles(argus, store, split, config, list(fp_kinds), roles, dev)
+    else:
+        model = build_model(config.model, config.loss, n_items=store.n_items, max_len=config.data.max_len)
+        load_weights(ckpt, model)
+        model.to(dev)
+        metrics = evaluate_roles(model, store, split, config, roles, dev)
     return {"checkpoint": str(ckpt), "metrics": metrics}

@@ -147,16 +147,7 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     if len(chunks) == 0:
         raise ArgusrecError(f"{config.data.path}: no training events before the validation/test cut-off")
 
-    model = build_argus_model(
-        config.model,
-        a,
-        vocab_sizes={c: len(store.vocab(c)) for c in context},
-        feedback_signals=feedback,
-        n_items=store.n_items,
-        max_len=config.data.max_len,
-    )
-    if config.loss.temperature != "learned":
-        model.temperature = FixedTemperature(float(config.loss.temperature))
+    model = argus_model_for(config, store, context, feedback)
     task = ArgusTask(
         n_items=store.n_items,
         context_fields=context,
@@ -185,20 +176,8 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         bucket=config.train.bucket_batches,
     )
 
-    def evaluate(m: torch.nn.Module, role: str = "valid") -> dict[str, float]:
-        return evaluate_argus(
-            m,
-            store,
-            split,
-            "valid" if role == "valid" else "test",
-            max_len=config.data.max_len,
-            batch_size=config.eval.batch_size,
-            device=device,
-            fp_signals=list(fp_kinds),
-            positive_signal=a.positive_signal,
-            positive_threshold=a.positive_threshold,
-            similarity=config.loss.similarity,
-        )
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        return evaluate_argus_roles(cast(Argus, m), store, split, config, list(fp_kinds), ("valid",), device)
 
     result = fit(
         model,
@@ -217,10 +196,9 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         load_weights(best, model)
     model.to(device)
     model.eval()
-    metrics: dict[str, float] = {}
+    metrics = evaluate_argus_roles(model, store, split, config, list(fp_kinds), ("valid", "test"), device)
     baseline: dict[str, float] = {}
     for role in ("valid", "test"):
-        metrics.update(evaluate(model, role))
         baseline.update(popularity_nip_loss(store, split, role, train_freq))
     metrics["events_per_s"] = result.targets_per_s
     summary = {
@@ -237,6 +215,51 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     (run_dir / "model_card.md").write_text(argus_model_card(config, store, split, model, summary, device))
     return summary
+
+
+def argus_model_for(config: RunConfig, store: SequenceStore, context: list[str], feedback: dict[str, str]) -> Argus:
+    """The ARGUS model of a run: sizes from ``config.model``, shape from ``config.argus``, fields from the data."""
+    model = build_argus_model(
+        config.model,
+        config.argus,
+        vocab_sizes={c: len(store.vocab(c)) for c in context},
+        feedback_signals=feedback,
+        n_items=store.n_items,
+        max_len=config.data.max_len,
+    )
+    if config.loss.temperature != "learned":
+        model.temperature = FixedTemperature(float(config.loss.temperature))
+    return model
+
+
+def evaluate_argus_roles(
+    model: Argus,
+    store: SequenceStore,
+    split: Split,
+    config: RunConfig,
+    fp_signals: list[str],
+    roles: tuple[str, ...],
+    device: torch.device,
+) -> dict[str, float]:
+    """NIP loss and FP metrics on each role's period, with the run's settings."""
+    metrics: dict[str, float] = {}
+    for role in roles:
+        metrics.update(
+            evaluate_argus(
+                model,
+                store,
+                split,
+                role,  # type: ignore[arg-type]
+                max_len=config.data.max_len,
+                batch_size=config.eval.batch_size,
+                device=device,
+                fp_signals=fp_signals,
+                positive_signal=config.argus.positive_signal,
+                positive_threshold=config.argus.positive_threshold,
+                similarity=config.loss.similarity,
+            )
+        )
+    return metrics
 
 
 def argus_model_card(

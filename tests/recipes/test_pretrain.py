@@ -25,6 +25,7 @@ from argusrec.errors import ArgusrecError
 from argusrec.eval.argus_eval import evaluate_argus, period_windows, popularity_nip_loss
 from argusrec.models.argus import build_argus
 from argusrec.recipes.data import simulate
+from argusrec.recipes.evaluate import evaluate_run
 from argusrec.recipes.pretrain import NO_CONTEXT, NO_FEEDBACK, pretrain
 
 TINY = [
@@ -107,6 +108,9 @@ def test_pretrain_beats_popularity_and_predicts_likes(tmp_path: Path, world: Pat
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"] == m
     card = (tmp_path / "run" / "model_card.md").read_text()
     assert "ARGUS simplified" in card and "test/NIP_loss" in card and "Popularity baseline" in card
+    again = evaluate_run(tmp_path / "run", roles=("test",), device="cpu")["metrics"]  # `argusrec evaluate`
+    assert again["test/NIP_loss"] == pytest.approx(m["test/NIP_loss"], abs=1e-5)
+    assert again["test/FP_AUC/like"] == pytest.approx(m["test/FP_AUC/like"], abs=1e-6)
     print({k: round(v, 4) for k, v in m.items() if k.startswith("test/")}, pop)  # numbers for the report
 
 
