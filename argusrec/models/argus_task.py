@@ -27,12 +27,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, cast
 
-import torch
 from torch import Tensor, nn
 
-from argusrec.data.negatives import UniformSampler, build_negatives
-from argusrec.losses import Similarity, feedback_loss, sampled_softmax_loss
+from argusrec.losses import Similarity, feedback_loss
 from argusrec.models.argus import Argus, ArgusOutput
+from argusrec.models.nip_loss import SampledNextItemLoss
 
 __all__ = ["ArgusTask", "run_argus"]
 
@@ -97,12 +96,6 @@ class ArgusTask:
         check_labels: bool = True,
         seed: int = 0,
     ) -> None:
-        if uniform_negatives < 0 or (uniform_negatives == 0 and not in_batch_negatives):
-            raise ValueError("NIP needs uniform_negatives > 0 or in_batch_negatives")
-        if logq and in_batch_negatives and item_freq is None:
-            raise ValueError("logQ with in-batch negatives needs item_freq (training-event item counts)")
-        if item_freq is not None and tuple(item_freq.shape) != (n_items + 1,):
-            raise ValueError(f"item_freq must be (V + 1,) = ({n_items + 1},), got {tuple(item_freq.shape)}")
         if nip_on not in ("all", "positives"):
             raise ValueError(f"nip_on must be 'all' or 'positives', got {nip_on!r}")
         if nip_on == "positives" and positive_signal is None:
@@ -116,18 +109,21 @@ class ArgusTask:
         self.n_items = int(n_items)
         self.context_fields = list(context_fields)
         self.feedback_inputs = list(feedback_inputs)
-        self.uniform_negatives = int(uniform_negatives)
-        self.in_batch_negatives = in_batch_negatives
-        self.item_freq = item_freq
-        self.logq = logq
-        self.similarity: Similarity = similarity
+        self.nip = SampledNextItemLoss(
+            n_items=self.n_items,
+            uniform_negatives=uniform_negatives,
+            in_batch_negatives=in_batch_negatives,
+            item_freq=item_freq,
+            logq=logq,
+            similarity=similarity,
+            seed=seed,
+        )
         self.nip_on = nip_on
         self.positive_signal = positive_signal
         self.positive_threshold = float(positive_threshold)
         self.fp_weights = dict(fp_weights or {})
         self.nip_weight = float(nip_weight)
         self.check_labels = check_labels
-        self.sampler = UniformSampler(self.n_items, seed=seed)
 
     def columns(self) -> list[str]:
         """Store columns a batch must hold (for ``assemble_batch(columns=...)``); ``mask`` comes with every batch."""
@@ -191,45 +187,11 @@ class ArgusTask:
         positive_ids = items[targets]  # (M,)
         if positive_ids.numel() == 0:
             return None
-        positive = argus.item_vectors(positive_ids)  # (M, D_r)
-        uniform_ids = (
-            self.sampler.sample(self.uniform_negatives, device=query.device) if self.uniform_negatives else None
-        )
-        negatives = build_negatives(
-            in_batch_ids=positive_ids if self.in_batch_negatives else None,
-            in_batch_vectors=positive if self.in_batch_negatives else None,
-            uniform_ids=uniform_ids,
-            uniform_vectors=argus.item_vectors(uniform_ids) if uniform_ids is not None else None,
-        )
-        pos_log_q = neg_log_q = None
-        if self.logq:
-            # §3: Q(j) = expected draws of j by the mixed sampler (in-batch ∝ training frequency, uniform 1/V).
-            freq = self.item_freq if self.item_freq is not None else _uniform_freq(self.n_items)
-            freq = freq.to(query.device)
-            neg_log_q = negatives.log_q(freq, self.n_items)  # (R,)
-            pos_log_q = negatives.positive_log_q(positive_ids, freq, self.n_items)  # (M,)
-        return sampled_softmax_loss(
-            query,
-            positive,
-            positive_ids,
-            negatives.vectors,
-            negatives.ids,
-            temperature=argus.temperature(),  # learned, clipped to [0.01, 100] (§3)
-            positive_log_q=pos_log_q,
-            negative_log_q=neg_log_q,
-            similarity=self.similarity,
-        )
+        return self.nip(query, positive_ids, argus.item_vectors, argus.temperature())  # T learned, clipped (§3)
 
     # ------------------------------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict()}
+        return self.nip.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sampler.load_state_dict(state["sampler"])
-
-
-def _uniform_freq(n_items: int) -> Tensor:
-    """(V + 1,) equal counts: the in-batch part's Q when no frequencies are known (padding 0)."""
-    freq = torch.ones(n_items + 1, dtype=torch.float64)
-    freq[0] = 0
-    return freq
+        self.nip.load_state_dict(state)

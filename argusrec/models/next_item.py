@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import cast
 
-import torch
 from torch import Tensor, nn
 
-from argusrec.data.negatives import UniformSampler, build_negatives
-from argusrec.losses import full_softmax_loss, sampled_softmax_loss
+from argusrec.losses import full_softmax_loss
+from argusrec.models.nip_loss import SampledNextItemLoss
 from argusrec.models.sequential import SequentialRecommender
 
 
@@ -27,7 +26,6 @@ class NextItemTask:
         in_batch_negatives: also use the batch's positives as negatives.
         item_freq: (V + 1,) training-stream item counts, needed for logQ with in-batch negatives.
         logq: subtract log Q(j) of the mixed sampler from every logit (training only).
-        similarity: "dot" or "cosine".
         seed: seed of the uniform sampler (its state is checkpointed through :meth:`state_dict`).
     """
 
@@ -40,19 +38,20 @@ class NextItemTask:
         in_batch_negatives: bool = False,
         item_freq: Tensor | None = None,
         logq: bool = False,
-        similarity: str = "cosine",
         seed: int = 0,
     ) -> None:
-        if logq and in_batch_negatives and item_freq is None:
-            raise ValueError("logQ correction with in-batch negatives needs the item frequencies")
-        self.n_items = n_items
-        self.kind = kind
-        self.uniform_negatives = uniform_negatives
-        self.in_batch_negatives = in_batch_negatives
-        self.item_freq = item_freq
-        self.logq = logq
-        self.similarity = similarity
-        self.sampler = UniformSampler(n_items, seed=seed)
+        self.nip = (
+            SampledNextItemLoss(
+                n_items=n_items,
+                uniform_negatives=uniform_negatives,
+                in_batch_negatives=in_batch_negatives,
+                item_freq=item_freq,
+                logq=logq,
+                seed=seed,
+            )
+            if kind == "sampled_softmax"
+            else None
+        )
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
         """Batch columns: ``item_id`` (B, N), ``timestamp`` (B, N), ``mask`` (B, N). Returns (loss, targets)."""
@@ -70,46 +69,16 @@ class NextItemTask:
         temperature = model.temperature()
         if m == 0:
             return states.sum() * 0.0, 0
-        if self.kind == "full_softmax":
+        if self.nip is None:  # full softmax over the catalog
             table = model.all_item_vectors()  # (V + 1, D)
             loss = full_softmax_loss(query, table, positive_ids, temperature=temperature, similarity="dot")
             return loss, m
-        positive = model.item_vectors(positive_ids)  # (M, D)
-        uniform_ids = (
-            self.sampler.sample(self.uniform_negatives, device=query.device) if self.uniform_negatives else None
-        )
-        negatives = build_negatives(
-            in_batch_ids=positive_ids if self.in_batch_negatives else None,
-            in_batch_vectors=positive if self.in_batch_negatives else None,
-            uniform_ids=uniform_ids,
-            uniform_vectors=model.item_vectors(uniform_ids) if uniform_ids is not None else None,
-        )
-        pos_log_q = neg_log_q = None
-        if self.logq:
-            freq = self.item_freq.to(query.device) if self.item_freq is not None else _uniform_freq(self.n_items, query)
-            neg_log_q = negatives.log_q(freq, self.n_items)
-            pos_log_q = negatives.positive_log_q(positive_ids, freq, self.n_items)
-        loss = sampled_softmax_loss(
-            query,
-            positive,
-            positive_ids,
-            negatives.vectors,
-            negatives.ids,
-            temperature=temperature,
-            positive_log_q=pos_log_q,
-            negative_log_q=neg_log_q,
-            similarity="dot",  # the model already normalises when the recipe asks for cosine
-        )
-        return loss, m
+        # "dot": the model already normalises when the recipe asks for cosine
+        return self.nip(query, positive_ids, model.item_vectors, temperature), m
 
     def state_dict(self) -> dict:
-        return {"sampler": self.sampler.state_dict()}
+        return self.nip.state_dict() if self.nip is not None else {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sampler.load_state_dict(state["sampler"])
-
-
-def _uniform_freq(n_items: int, like: Tensor) -> Tensor:
-    freq = torch.ones(n_items + 1, dtype=torch.float64, device=like.device)
-    freq[0] = 0
-    return freq
+        if self.nip is not None:
+            self.nip.load_state_dict(state)

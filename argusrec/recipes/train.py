@@ -98,7 +98,6 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
         in_batch_negatives=config.loss.in_batch_negatives,
         item_freq=freq,
         logq=config.loss.logq,
-        similarity=config.loss.similarity,
         seed=config.train.seed,
     )
 

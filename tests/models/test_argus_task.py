@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import argusrec.models.argus_task as argus_task
+import argusrec.models.nip_loss as nip_loss
 from argusrec.data.batching import ChunkBatches, assemble_batch, chunk_ranges
 from argusrec.data.negatives import mixed_log_q
 from argusrec.data.simulator import SimulationConfig
@@ -123,13 +123,13 @@ def test_logq_is_passed_only_when_enabled_and_is_the_mixed_sampler_log_q(
     store: SequenceStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[dict] = []
-    real = argus_task.sampled_softmax_loss
+    real = nip_loss.sampled_softmax_loss
 
     def spy(*args: object, **kwargs: object) -> torch.Tensor:
         seen.append({"args": args, **kwargs})
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(argus_task, "sampled_softmax_loss", spy)
+    monkeypatch.setattr(nip_loss, "sampled_softmax_loss", spy)
     freq = torch.arange(store.n_items + 1, dtype=torch.float64)
     freq[0] = 0
     model = _model(store)
@@ -202,9 +202,9 @@ def test_supervise_mask_sets_the_count(store: SequenceStore) -> None:
 
 def test_sampler_state_round_trips(store: SequenceStore) -> None:
     a, b = _task(store, seed=1), _task(store, seed=2)
-    a.sampler.sample(5)
+    a.nip.sampler.sample(5)
     b.load_state_dict(a.state_dict())
-    assert torch.equal(a.sampler.sample(7), b.sampler.sample(7))
+    assert torch.equal(a.nip.sampler.sample(7), b.nip.sampler.sample(7))
 
 
 def test_works_on_a_split_store_without_context_or_feedback(tmp_path: Path, store: SequenceStore) -> None:
