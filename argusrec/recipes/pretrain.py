@@ -41,10 +41,8 @@ from argusrec.models.argus import Argus, transformer_parameters
 from argusrec.models.argus_task import ArgusTask
 from argusrec.models.builders import build_argus_model, count_parameters
 from argusrec.models.sequential import FixedTemperature
-from argusrec.recipes.train import _prepare_run_dir, data_fingerprint, make_split
-from argusrec.training.checkpoint import load_weights
+from argusrec.recipes.train import _prepare_run_dir, data_fingerprint, fit_and_restore_best, make_split
 from argusrec.training.device import resolve_device
-from argusrec.training.loop import fit
 
 log = logging.getLogger(__name__)
 
@@ -179,22 +177,7 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return evaluate_argus_roles(cast(Argus, m), store, split, config, list(fp_kinds), ("valid",), device)
 
-    result = fit(
-        model,
-        task,
-        batches,
-        optim=config.optim,
-        train=config.train,
-        run_dir=run_dir,
-        evaluate=evaluate,
-        stateful={"task": task},
-        progress=progress,
-    )
-
-    best = run_dir / "checkpoints" / "best.pt"
-    if best.exists():
-        load_weights(best, model)
-    model.to(device)
+    result = fit_and_restore_best(model, task, batches, config, run_dir, evaluate, device, progress=progress)
     model.eval()
     metrics = evaluate_argus_roles(model, store, split, config, list(fp_kinds), ("valid", "test"), device)
     baseline: dict[str, float] = {}

@@ -13,6 +13,7 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,7 +34,7 @@ from argusrec.models.next_item import NextItemTask
 from argusrec.models.sequential import SequentialRecommender
 from argusrec.training.checkpoint import load_weights
 from argusrec.training.device import resolve_device
-from argusrec.training.loop import fit
+from argusrec.training.loop import FitResult, Task, fit
 
 RUN_FORMAT = 1
 
@@ -104,22 +105,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return evaluate_roles(cast(SequentialRecommender, m), store, split, config, ("valid",), device, sampled=False)
 
-    result = fit(
-        model,
-        task,
-        batches,
-        optim=config.optim,
-        train=config.train,
-        run_dir=run_dir,
-        evaluate=evaluate,
-        stateful={"task": task},
-        progress=progress,
-    )
-
-    best = run_dir / "checkpoints" / "best.pt"
-    if best.exists():
-        load_weights(best, model)
-    model.to(device)
+    result = fit_and_restore_best(model, task, batches, config, run_dir, evaluate, device, progress=progress)
     metrics = evaluate_roles(model, store, split, config, ("valid", "test"), device)
     baseline = evaluate_popularity(store, split, "test", ks=config.eval.ks, filter_history=config.eval.filter_history)
     seconds = time.perf_counter() - start
@@ -137,6 +123,36 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     (run_dir / "model_card.md").write_text(model_card(config, store, split, model, summary, device))
     return summary
+
+
+def fit_and_restore_best(
+    model: torch.nn.Module,
+    task: Task,
+    batches: ChunkBatches,
+    config: RunConfig,
+    run_dir: Path,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]],
+    device: torch.device,
+    *,
+    progress: bool,
+) -> FitResult:
+    """Train (validating, early-stopping, checkpointing), then load the best checkpoint's weights into ``model``."""
+    result = fit(
+        model,
+        task,
+        batches,
+        optim=config.optim,
+        train=config.train,
+        run_dir=run_dir,
+        evaluate=evaluate,
+        stateful={"task": task},
+        progress=progress,
+    )
+    best = run_dir / "checkpoints" / "best.pt"
+    if best.exists():
+        load_weights(best, model)
+    model.to(device)
+    return result
 
 
 def evaluate_roles(
