@@ -347,8 +347,8 @@ def main() -> None:
         for r in records:
             r["note_run"] = args.note
     runner = Runner(args, records)
-    runner.save() if args.render_only else None
     if args.render_only:
+        runner.save()
         return
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent (the public datasets)")
