@@ -187,13 +187,7 @@ class Argus(nn.Module):
             :class:`ArgusOutput` (nip_query (B, N, D_r), fp_logits signal -> (B, N), user_states (B, N, D)).
         """
         valid = valid.bool()
-        ts = timestamps.long() if timestamps is not None else None
-        ctx, item, fb = self.tokenizer(items, contexts, feedback, valid, ts)  # 3 × (B, N, D)
-        pos = self.positions(self.positions.positions(valid)) if self.positions is not None else None  # (B, N, D)
-        if self.variant == "full":
-            query, fp_in, states = self._full(ctx, item, fb, pos, valid, ts)
-        else:
-            query, fp_in, states = self._simplified(ctx, item, fb, pos, valid, ts)
+        query, fp_in, states = self._encode(items, contexts, feedback, timestamps, valid)
         keep = valid.unsqueeze(-1)  # (B, N, 1)
         query = self._norm(self.nip_head(query)).masked_fill(~keep, 0.0)  # (B, N, D_r)
         fp_logits: dict[str, Tensor] = {}
@@ -205,6 +199,33 @@ class Argus(nn.Module):
             fp_logits=fp_logits,
             user_states=states,
         )
+
+    def encode(
+        self,
+        items: Tensor,
+        contexts: Mapping[str, Tensor],
+        feedback: Mapping[str, Tensor],
+        timestamps: Tensor | None,
+        valid: Tensor,
+    ) -> Tensor:
+        """(B, N, D) ``user_states`` of :meth:`forward` (same arguments) without running the NIP / FP heads:
+        the user tower of two-tower fine-tuning (§5, :mod:`argusrec.finetune.two_tower`)."""
+        return self._encode(items, contexts, feedback, timestamps, valid.bool())[2]
+
+    def _encode(
+        self,
+        items: Tensor,
+        contexts: Mapping[str, Tensor],
+        feedback: Mapping[str, Tensor],
+        timestamps: Tensor | None,
+        valid: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Tokens -> encoder -> (NIP head input, FP head input, user states), each (B, N, ·)."""
+        ts = timestamps.long() if timestamps is not None else None
+        ctx, item, fb = self.tokenizer(items, contexts, feedback, valid, ts)  # 3 × (B, N, D)
+        pos = self.positions(self.positions.positions(valid)) if self.positions is not None else None  # (B, N, D)
+        run = self._full if self.variant == "full" else self._simplified
+        return run(ctx, item, fb, pos, valid, ts)
 
     def _full(
         self, ctx: Tensor, item: Tensor, fb: Tensor, pos: Tensor | None, valid: Tensor, ts: Tensor | None

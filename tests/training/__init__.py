@@ -85,7 +85,7 @@ class NextItemTask:
         valid = batch[MASK][:, :-1] & batch[MASK][:, 1:]  # (B, N - 1) both input and target are events
         logits = model(items[:, :-1])  # (B, N - 1, V + 1)
         per_target = F.cross_entropy(logits[valid], items[:, 1:][valid], reduction="none")  # (T,)
-        weights = 0.5 + self.sampler.draw(per_target.numel())  # (T,)
+        weights = 0.5 + self.sampler.draw(per_target.numel()).to(per_target.device)  # (T,)
         scale = 1.0 + 0.1 * float(np.random.rand()) + 0.1 * random.random()  # noqa: NPY002 - global RNG on purpose
         return scale * (weights * per_target).mean(), valid.sum()
 

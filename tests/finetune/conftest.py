@@ -1,0 +1,48 @@
+"""Fixtures of the fine-tuning tests: a small simulated service and small ARGUS models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from argusrec.data.simulator import SimulationConfig
+from argusrec.data.store import SequenceStore
+from argusrec.models.argus import Argus, build_argus
+from argusrec.recipes.data import simulate
+
+MAX_LEN = 48
+
+
+@pytest.fixture(scope="package")
+def sim_store(tmp_path_factory: pytest.TempPathFactory) -> SequenceStore:
+    path: Path = tmp_path_factory.mktemp("finetune_sim") / "data"
+    simulate(SimulationConfig(n_events=8_000, seed=5, n_items=120), path, latent=False, progress=False)
+    return SequenceStore.open(path)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: CI cores are shared, and oversubscribed threads are much slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_argus(store: SequenceStore, variant: str = "simplified", *, seed: int = 0, **kw: object) -> Argus:
+    torch.manual_seed(seed)
+    args: dict = dict(
+        variant=variant,
+        vocab_sizes={c: len(store.vocab(c)) for c in store.schema.context},
+        feedback_signals={s: store.schema.feedback_kind(s).value for s in store.schema.feedback},
+        n_items=store.n_items,
+        dim=16,
+        layers=1,
+        heads=2,
+        max_len=MAX_LEN,
+    )
+    args.update(kw)
+    return build_argus(**args)
