@@ -25,7 +25,12 @@ public FuXi-alpha code is followed unless said otherwise):
 * RMSNorms have no learned scale, eps 1e-6; W1 and the SwiGLU projections have no bias; W_o has one.
   Init: W1 ~ N(0, 0.02), W_o and SwiGLU Xavier-uniform, rab ~ N(0, 0.02). SwiGLU hidden width is
   ``int(D · ffn_mult)`` with ``ffn_mult = 1`` by default (the public code's default).
-* Dropout is applied to the AMS output before W_o and to the RMS-normalised input of the SwiGLU.
+* Dropout is applied to the AMS output before W_o and to the RMS-normalised input of the SwiGLU (as the public
+  code). Dropout *before* a product of two projections (SwiGLU) does not commute with averaging: the training-mode
+  update's expectation differs from the evaluation-mode update. Measured at initialisation (D = 64, N = 50, 400
+  dropout masks): relative difference 10% at p = 0.2 and 36% at p = 0.5, against 0.6% / 1.4% for the HSTU layer,
+  whose dropout feeds a linear map. This is why FuXi presets use p = 0.2 where the SASRec/HSTU Amazon presets use
+  0.5: with 0.5, FuXi's validation NDCG@10 fell on Beauty while its training loss fell.
 """
 
 from __future__ import annotations
