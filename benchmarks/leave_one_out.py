@@ -411,7 +411,7 @@ class Runner:
         if time.time() > deadline:
             note = f"not run: the run's deadline ({self.args.deadline:.0f} min) had passed"
             with self.lock:
-                self.records.append(record(BENCH, dataset, model, {}, 0.0, seed=seed, note=note, ran_on=self.ran_on))
+                self._add(record(BENCH, dataset, model, {}, 0.0, seed=seed, note=note, ran_on=self.ran_on))
         else:
             try:
                 rec = (
@@ -425,9 +425,17 @@ class Runner:
                     BENCH, dataset, model, {}, 0.0, seed=seed, note=f"failed: {str(e)[-400:]}", ran_on=self.ran_on
                 )
             with self.lock:
-                self.records.append(rec)
+                self._add(rec)
         with self.lock:
             self.save()
+
+    def _add(self, rec: dict) -> None:
+        """Append a record, replacing earlier empty ones (not run / failed) of the same run on this device kind."""
+        key = (rec["dataset"], rec["model"], rec["seed"], _where(rec))
+        self.records[:] = [
+            r for r in self.records if r["metrics"] or (r["dataset"], r["model"], r["seed"], _where(r)) != key
+        ]
+        self.records.append(rec)
 
 
 def main() -> None:
