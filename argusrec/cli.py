@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,13 @@ app.add_typer(data_app, name="data")
 
 def _progress(no_progress: bool) -> bool:
     return not no_progress and sys.stderr.isatty()
+
+
+def _is_main() -> bool:
+    """False on the ranks > 0 of a torchrun launch: only rank 0 prints results."""
+    from argusrec.training.distributed import is_main
+
+    return is_main()
 
 
 @data_app.command("simulate")
@@ -158,6 +166,8 @@ def train_cmd(
 
     cfg = load_config(config, set_)
     summary = train(cfg, run_dir=run_dir, progress=_progress(no_progress))
+    if not _is_main():
+        return
     _print_metrics(summary["metrics"], summary.get("popularity_baseline"))
     where = run_dir or Path(cfg.output_dir) / cfg.name
     typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
@@ -176,6 +186,8 @@ def pretrain_cmd(
 
     cfg = load_config(config, set_)
     summary = pretrain(cfg, run_dir=run_dir, progress=_progress(no_progress))
+    if not _is_main():
+        return
     for note in summary.get("notes", []):
         typer.echo(f"note: {note}")
     _print_metrics(summary["metrics"], summary.get("popularity_baseline"))
@@ -196,6 +208,69 @@ def evaluate_cmd(
     _print_metrics(result["metrics"])
 
 
+@app.command("finetune")
+def finetune_cmd(
+    pretrained: Optional[Path] = typer.Option(
+        None, "--pretrained", "-p", help="A pre-training run directory: fine-tune with its config (architecture, data)."
+    ),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Or a YAML run config with task: finetune."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: key.path=value (repeat)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default output_dir/name)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """ARGUS fine-tuning: a two-tower pairwise ranker from a pre-trained ARGUS, test PairAccuracy vs baselines.
+
+    Ablations: --set finetune.checkpoint=null (no pre-training), --set finetune.train_fraction=0.25 or
+    --set train.epochs=1 (shorter fine-tuning). See docs/finetune.md.
+    """
+    from argusrec.config import load_config
+    from argusrec.recipes.finetune import finetune, finetune_config
+
+    if (pretrained is None) == (config is None):
+        raise ArgusrecError("give either --pretrained RUN_DIR (a pre-training run) or --config FILE (task: finetune)")
+    cfg = finetune_config(pretrained, set_) if pretrained is not None else load_config(str(config), set_)
+    summary = finetune(cfg, run_dir=run_dir, progress=_progress(no_progress))
+    for note in summary.get("notes", []):
+        typer.echo(f"note: {note}")
+    m, base = summary["metrics"], summary["baselines"]
+    keys = ["test/PairAccuracy", "test/PairAccuracy_unweighted", "test/pairs"]
+    typer.echo(f"{'test period':<30}  {'two-tower':>10}" + "".join(f"  {k:>10}" for k in base))
+    for k in keys:
+        typer.echo(f"{k:<30}  {_cell(m[k])}" + "".join(f"  {_cell(b.get(k))}" for b in base.values()))
+    typer.echo(f"valid/PairAccuracy {m['valid/PairAccuracy']:.4f}; {m['events_per_s']:,.0f} history events/s")
+    where = run_dir or Path(cfg.output_dir) / cfg.name
+    typer.echo(f"run directory: {where}  (metrics.json, model_card.md, scores/, checkpoints/)")
+    typer.echo(f"next: argusrec rank --finetune-run {where}      # final-ranker uplift of the ARGUS score")
+
+
+@app.command("rank")
+def rank_cmd(
+    finetune_run: Path = typer.Option(..., "--finetune-run", "-r", help="A run directory of `argusrec finetune`."),
+    vectors: bool = typer.Option(False, "--vectors", help="Also use the user / item vectors (export_vectors runs)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default RUN/rank)."),
+    seed: int = typer.Option(0, "--seed", help="LightGBM seed and holdout draw."),
+) -> None:
+    """Final ranker (LightGBM) with and without the ARGUS score: the relative test PairAccuracy gain."""
+    from argusrec.recipes.rank import rank
+
+    summary = rank(finetune_run, out_dir=output, vectors=vectors, seed=seed)
+    typer.echo(
+        f"rankers trained on the validation period ({summary['ranker_train']['groups']:,} groups, "
+        f"{summary['ranker_train']['pairs']:,} pairs), tested on the test period:"
+    )
+    typer.echo(f"{'model':<24}  {'PairAcc':>10}  {'unweighted':>10}  {'pairs':>10}")
+    for name, m in summary["models"].items():
+        typer.echo(
+            f"{name:<24}  {_cell(m['test/PairAccuracy'])}  {_cell(m['test/PairAccuracy_unweighted'])}  "
+            f"{_cell(m['test/pairs'])}"
+        )
+    typer.echo(
+        f"relative PairAccuracy gain of the ARGUS feature: {summary['gain']:+.2%} "
+        f"(unweighted {summary['gain_unweighted']:+.2%})"
+    )
+    typer.echo(f"written to {output or finetune_run / 'rank'}  (metrics.json, boosters *.txt)")
+
+
 @app.command("presets")
 def presets_cmd() -> None:
     """List the bundled run presets (use one with `argusrec train --config NAME`)."""
@@ -206,39 +281,68 @@ def presets_cmd() -> None:
         typer.echo(f"{name:<22} {first[:100]}")
 
 
-def _print_metrics(metrics: dict, baseline: dict | None = None) -> None:
-    keys = [k for k in metrics if "/" in k]
+def _print_metrics(metrics: dict, baseline: dict | None = None, keys: list[str] | None = None) -> None:
+    """A table: one row per metric (``keys``, default every ``role/...`` key), the model's value and, with
+    ``baseline``, the popularity baseline's ("-" where it has none)."""
+    keys = [k for k in metrics if "/" in k] if keys is None else keys
     width = max((len(k) for k in keys), default=10)
-    header = f"{'metric':<{width}}  {'model':>8}" + (f"  {'popularity':>10}" if baseline else "")
-    typer.echo(header)
+    typer.echo(f"{'metric':<{width}}  {'model':>10}" + (f"  {'popularity':>10}" if baseline else ""))
     for k in keys:
-        line = f"{k:<{width}}  {metrics[k]:>8.4f}"
-        if baseline and k in baseline:
-            line += f"  {baseline[k]:>10.4f}"
-        typer.echo(line)
+        typer.echo(f"{k:<{width}}  {_cell(metrics[k])}" + (f"  {_cell(baseline.get(k))}" if baseline else ""))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, int):
+        return f"{value:>10,}"
+    return f"{value:>10.4f}" if isinstance(value, float) else f"{'-':>10}"
 
 
 @app.command("quickstart")
 def quickstart(
-    output: Path = typer.Option(Path("runs/quickstart"), "--output", "-o", help="Where the quickstart writes."),
+    output: Path = typer.Option(
+        Path("runs/quickstart"), "--output", "-o", help="Where the quickstart writes data/ and run/ (replaced)."
+    ),
     events: int = typer.Option(200_000, "--events", "-n", help="Events to simulate."),
-    seed: int = typer.Option(0, "--seed"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the argus-tiny preset's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulation and of training."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
-    """The main job on the embedded default: simulate a small streaming service, prepare it, describe it."""
-    from argusrec.data.describe import render
+    """Simulate a small streaming service, pre-train argus-tiny on it, evaluate: a few minutes on a CPU."""
     from argusrec.data.simulator import SimulationConfig
-    from argusrec.recipes.data import simulate, summarize
+    from argusrec.data.store import SequenceStore
+    from argusrec.recipes.data import simulate
+    from argusrec.recipes.pretrain import pretrain
+    from argusrec.recipes.quickstart import fresh_run_dir, headline_keys, quickstart_config
 
-    data_dir = output / "data"
-    typer.echo(f"simulating {events:,} events of a streaming service (seed {seed}) -> {data_dir}")
-    report = simulate(
-        SimulationConfig(n_events=events, seed=seed), data_dir, overwrite=True, progress=_progress(no_progress)
+    start, progress = time.perf_counter(), _progress(no_progress)
+    data_dir, run_dir = output / "data", output / "run"
+    typer.echo(f"1/3 simulating {events:,} events of a music-streaming service (seed {seed}) -> {data_dir}")
+    _print_report(simulate(SimulationConfig(n_events=events, seed=seed), data_dir, overwrite=True, progress=progress))
+    schema = SequenceStore.open(data_dir).schema
+    typer.echo(f"    context: {', '.join(schema.context)}; feedback: {', '.join(schema.feedback)}")
+    cfg = quickstart_config(data_dir, epochs=epochs, seed=seed, device=device)
+    typer.echo(
+        f"2/3 pre-training {cfg.name} (ARGUS {cfg.argus.variant}, {cfg.model.layers} layers, width {cfg.model.dim}) "
+        f"for up to {cfg.train.epochs} epochs -> {run_dir}"
     )
-    _print_report(report)
-    typer.echo("")
-    typer.echo(render(summarize(data_dir)))
-    typer.echo(f"\nprepared dataset: {data_dir}  (inspect again with `argusrec data describe {data_dir}`)")
+    summary = pretrain(cfg, run_dir=fresh_run_dir(run_dir), progress=progress)
+    m = summary["metrics"]
+    typer.echo(f"3/3 test period (the last {cfg.data.test_fraction:.0%} of time; model chosen on validation):")
+    _print_metrics(m, summary["popularity_baseline"], headline_keys(m))
+    typer.echo(
+        "lower is better: NIP_loss, FP_NE (< 1 beats the signal's base rate); higher: NDCG, FP_AUC (0.5: chance)"
+    )
+    minutes, seconds = divmod(round(time.perf_counter() - start), 60)
+    typer.echo(
+        f"{summary['epochs_run']} epochs (best on validation: epoch {summary['best_epoch']}, counting from 0), "
+        f"{m['events_per_s']:,.0f} training events/s; wall time {minutes}m{seconds:02d}s"
+    )
+    typer.echo(f"run directory: {run_dir}  (metrics.json with validation too, model_card.md, checkpoints/best.pt)")
+    typer.echo("next:")
+    typer.echo(f"  argusrec evaluate {run_dir}      # re-evaluate the best checkpoint")
+    typer.echo(f"  argusrec data describe {data_dir}      # the simulated data in detail")
+    typer.echo(f"  argusrec pretrain --config argus-3m --set data.path={data_dir}      # bigger (`argusrec presets`)")
 
 
 def _print_report(report: BuildReport, rejects: Path | None = None) -> None:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from argusrec.errors import ArgusrecError
+from argusrec.finetune.pairs import PairConfig
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -107,6 +108,14 @@ class TrainConfig(_Config):
     bucket_batches: int | None = Field(
         64, ge=1, description="batch chunks of similar length, sorting windows of this many batches; None = off"
     )
+    strategy: Literal["auto", "single", "ddp", "fsdp"] = Field(
+        "auto",
+        description=(
+            "multi-process training under torchrun (docs/distributed.md): auto = ddp when launched with "
+            "WORLD_SIZE > 1, else single; ddp = replicated weights, averaged gradients; fsdp = FSDP2, weights, "
+            "gradients and Adam states sharded per transformer block (large presets); ddp/fsdp need torchrun"
+        ),
+    )
 
 
 class EvalConfig(_Config):
@@ -135,12 +144,37 @@ class ArgusConfig(_Config):
     time_features: bool = True
 
 
+class FinetuneConfig(_Config):
+    """ARGUS fine-tuning (reference/ARGUS.md §5, docs/finetune.md): used when ``task: finetune``.
+
+    The architecture is the run's ``model`` / ``argus`` / ``data.max_len`` (those of the pre-training run); epochs,
+    batch size and early stopping are ``train``'s (monitor ``valid/PairAccuracy``, mode max).
+    """
+
+    checkpoint: str | None = Field(
+        description="pre-training run directory (its checkpoints/best.pt) or a checkpoint file; null = no "
+        "pre-training (ablation: the same architecture, randomly initialised)"
+    )
+    pairs: PairConfig = Field(default_factory=PairConfig.music, description="impressions, grades, groups, weights")
+    lag: int = Field(86_400, ge=0, description="seconds between an impression and the newest event its user state sees")
+    min_len: int = Field(4, ge=1, description="drop examples whose history window is shorter (events)")
+    max_impressions: int = Field(256, ge=2, description="most impressions per example; larger groups are dropped")
+    item_tower: Literal["mlp", "nip"] = Field("mlp", description="item embedding + MLP, or ARGUS's NIP item vectors")
+    dim: int | None = Field(None, ge=1, description="user / item vector width (item_tower=mlp; default model.dim)")
+    train_fraction: float = Field(
+        1.0, gt=0, le=1, description="run this share of the train.epochs x batches steps (shorter fine-tuning ablation)"
+    )
+    export_vectors: bool = Field(False, description="also export per-impression user and item vectors for the ranker")
+
+
 class RunConfig(_Config):
     """Everything a training run needs; written resolved to ``<run dir>/config.yaml``."""
 
     name: str = "run"
     output_dir: str = "runs"
-    task: Literal["next_item", "argus"] = Field("next_item", description="SASRec/HSTU-style, or ARGUS pre-training")
+    task: Literal["next_item", "argus", "finetune"] = Field(
+        "next_item", description="SASRec/HSTU-style, ARGUS pre-training, or ARGUS fine-tuning"
+    )
     data: DataConfig
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
@@ -148,9 +182,22 @@ class RunConfig(_Config):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     argus: ArgusConfig = ArgusConfig()
+    finetune: FinetuneConfig | None = Field(None, description="task: finetune only")
+
+    @model_validator(mode="after")
+    def _finetune_section(self) -> RunConfig:
+        if self.task == "finetune" and self.finetune is None:
+            raise ValueError(
+                "task: finetune needs a finetune section (at least finetune.checkpoint: a pre-training run "
+                "directory, or null for the no-pre-training ablation)"
+            )
+        return self
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        data = self.model_dump(mode="json")
+        if data.get("finetune") is None:
+            data.pop("finetune", None)  # configs of other tasks read as before
+        return yaml.safe_dump(data, sort_keys=False)
 
 
 def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -194,6 +241,8 @@ def _set_path(data: dict[str, Any], keys: list[str], value: Any, item: str) -> N
     node = data
     for k in keys[:-1]:
         child = node.setdefault(k, {})
+        if child is None:  # an empty optional section (e.g. finetune: null) gets its first key
+            child = node[k] = {}
         if not isinstance(child, dict):
             raise ArgusrecError(f"bad override {item!r}: {k!r} is not a section")
         node = child

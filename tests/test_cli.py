@@ -124,10 +124,37 @@ def test_generic_flags_are_refused_for_other_sources(tmp_path: Path) -> None:
     assert r.returncode == 2 and "apply to --source generic only" in r.stderr
 
 
-def test_quickstart_simulates_prepares_and_describes(tmp_path: Path) -> None:
-    r = run("quickstart", "--output", str(tmp_path / "qs"), "--events", "20000", "--no-progress")
+def _row(stdout: str, metric: str) -> list[str]:
+    """The values of a metrics-table row."""
+    return next(line.split()[1:] for line in stdout.splitlines() if line.split()[:1] == [metric])
+
+
+def test_quickstart_simulates_pretrains_and_evaluates(tmp_path: Path) -> None:
+    out, run_dir = tmp_path / "qs", tmp_path / "qs" / "run"
+    r = run("quickstart", "--output", str(out), "--events", "10000", "--epochs", "1", "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert "events       20,000" in r.stdout and "surface" in r.stdout and "like" in r.stdout
-    s = _describe_json(tmp_path / "qs" / "data")
-    assert s["events"] == 20_000 and s["columns"]["request_id"]["requests"] > 0
-    assert (tmp_path / "qs" / "data" / "latent").is_dir()  # ground truth for oracle scores is kept
+    assert "10,000 events" in r.stdout and "context: surface, device; feedback: played_ratio, skip, like" in r.stdout
+    model, popularity = map(float, _row(r.stdout, "test/NIP_loss"))
+    assert model > 0 and popularity > 0
+    assert _row(r.stdout, "test/FP_AUC/like")[1] == "-"  # no popularity FP baseline: the column says so
+    for metric in ("test/NDCG@10_positive", "test/FP_NE/like", "test/FP_AUC/played_ratio"):
+        assert 0 <= float(_row(r.stdout, metric)[0]) < 10, metric
+    assert "training events/s; wall time" in r.stdout
+    assert f"run directory: {run_dir}" in r.stdout and f"argusrec evaluate {run_dir}" in r.stdout
+    for name in ("metrics.json", "model_card.md", "checkpoints/best.pt", "config.yaml"):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 1
+    s = _describe_json(out / "data")
+    assert s["events"] == 10_000 and s["columns"]["request_id"]["requests"] > 0
+    assert (out / "data" / "latent").is_dir()  # ground truth for oracle scores is kept
+
+    e = run("evaluate", str(run_dir), "--device", "cpu")
+    assert e.returncode == 0, e.stderr
+    assert "checkpoints/best.pt" in e.stdout
+    assert _row(e.stdout, "test/NIP_loss")[0] == f"{model:.4f}"  # the table printed by the quickstart
+
+    (out / "run").mkdir(exist_ok=True)
+    (out / "run" / "notes.txt").write_text("mine")
+    (out / "run" / "run.json").unlink()
+    r = run("quickstart", "--output", str(out), "--events", "1000", "--epochs", "1", "--no-progress")
+    assert r.returncode == 2 and "is not a run directory" in r.stderr  # never deletes what it did not write

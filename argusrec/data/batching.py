@@ -369,13 +369,28 @@ class ChunkBatches:
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """The batches of ``epoch`` (see :func:`assemble_batch` for their keys), from ``start_batch`` on."""
         for ids in self.batch_ids(epoch, start_batch):
-            part = self.chunks.take(ids)
-            yield assemble_batch(
-                self.store,
-                part.start,
-                part.length,
-                columns=self.columns,
-                user=part.user,
-                n=self.n,
-                padding=self.padding,
-            )
+            yield self._assemble(ids)
+
+    def select(self, epoch: int, batches: Sequence[int]) -> Iterator[dict[str, np.ndarray]]:
+        """Only batches ``batches`` (indices into the epoch's order) of ``epoch``, in the given order.
+
+        Data-parallel training uses it to read one rank's share of an epoch without assembling the rest.
+        """
+        total = len(self)
+        ids = self.order(epoch)
+        for i in batches:
+            if not 0 <= i < total:
+                raise ValueError(f"batch index must be in [0, {total}), got {i}")
+            yield self._assemble(ids[i * self.batch_size : (i + 1) * self.batch_size])
+
+    def _assemble(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        part = self.chunks.take(ids)
+        return assemble_batch(
+            self.store,
+            part.start,
+            part.length,
+            columns=self.columns,
+            user=part.user,
+            n=self.n,
+            padding=self.padding,
+        )

@@ -377,6 +377,13 @@ class PairwiseTask:
         self.lag = int(lag)
         self.check = check
 
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing random to checkpoint (the recipes pass the task to ``fit`` as a ``stateful`` object)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
     @staticmethod
     def columns(model: TwoTower) -> list[str]:
         """History columns a batch must hold for ``model``."""

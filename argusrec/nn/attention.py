@@ -4,6 +4,19 @@ The attention mask follows the encoder contract (docs/notation.md, DESIGN.md): q
 m <= n that are real events, whatever the padding layout. The softmax itself runs in
 :func:`torch.nn.functional.scaled_dot_product_attention`, which picks a fused kernel where one exists.
 
+Two equivalent ways to apply that mask (the layer uses the first):
+
+* :func:`packed_causal_attention` (the fast path) moves each row's real events to the front, in order
+  (a stable partition: real events first, padding after), runs SDPA with ``is_causal=True`` and no mask,
+  and moves the outputs back. In the packed row a real query at rank r sees exactly ranks 0..r, i.e. the
+  real keys at or before its column; padding only ever meets padded queries, whose outputs the layer
+  zeroes. No (N, N) tensor is built, so the flash / memory-efficient kernels apply (O(N) memory instead
+  of O(N²)): full ARGUS at 8192 events is 24,576 tokens, whose (N, N) bool mask alone is 604 MB per row.
+  With no padding the partition is the identity: four cheap gathers of (B, H, N, Dh) on CUDA (no host
+  sync to test for it), skipped on the CPU.
+* :func:`masked_causal_attention` builds the explicit (B, 1, N, N) mask of :func:`causal_padding_mask`;
+  kept as the reference the fast path is tested against (tests/nn/test_attention_paths.py).
+
 RoPE (Su et al., "RoFormer", 2021) rotates each pair of query/key channels by an angle proportional
 to the token's position, so that ⟨rot(q, m), rot(k, n)⟩ depends on m − n only. Pairs are the two
 halves of the head (channel i with channel i + head_dim/2, the GPT-NeoX / Hugging Face LLaMa layout:
@@ -15,11 +28,21 @@ Letters (docs/notation.md): B batch, N length, D width, H heads; Dh = D / H, the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CausalSelfAttention", "apply_rotary", "causal_padding_mask", "rotary_tables"]
+__all__ = [
+    "CausalSelfAttention",
+    "apply_rotary",
+    "causal_padding_mask",
+    "masked_causal_attention",
+    "packed_causal_attention",
+    "packing_index",
+    "rotary_tables",
+]
 
 
 def causal_padding_mask(valid: Tensor) -> Tensor:
@@ -40,6 +63,67 @@ def causal_padding_mask(valid: Tensor) -> Tensor:
     causal = torch.ones(n, n, dtype=torch.bool, device=valid.device).tril()  # (N, N) key m <= query n
     mask = causal & valid[:, None, None, :]  # (B, 1, N, N) keys must be real
     return mask | torch.eye(n, dtype=torch.bool, device=valid.device)  # (B, 1, N, N)
+
+
+def masked_causal_attention(q: Tensor, k: Tensor, v: Tensor, valid: Tensor, dropout_p: float = 0.0) -> Tensor:
+    """Causal attention over real keys with the explicit mask of :func:`causal_padding_mask` (reference path).
+
+    Args:
+        q, k, v: (B, H, N, Dh).
+        valid: (B, N) bool, True for real events.
+        dropout_p: dropout on the attention probabilities.
+
+    Returns:
+        (B, H, N, Dh); rows of padded queries are arbitrary (finite) and left for the caller to zero.
+    """
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_padding_mask(valid), dropout_p=dropout_p)
+
+
+def packing_index(valid: Tensor) -> tuple[Tensor, Tensor]:
+    """The stable partition "real events first, then padding" of every row, as two index tensors.
+
+    Args:
+        valid: (B, N) bool.
+
+    Returns:
+        ``(order, slot)``, each (B, N) int64 and inverse permutations of each other: ``order[b, r]`` is the
+        column placed at packed rank r, ``slot[b, n]`` is the packed rank of column n. Real events keep
+        their relative order (rank = number of real events before them); padding follows, also in order.
+    """
+    real_rank = valid.long().cumsum(-1) - 1  # (B, N) rank among real events
+    pad_rank = (~valid).long().cumsum(-1) - 1  # (B, N) rank among padded columns
+    n_real = valid.long().sum(-1, keepdim=True)  # (B, 1)
+    slot = torch.where(valid, real_rank, n_real + pad_rank)  # (B, N) a permutation of 0..N-1 per row
+    columns = torch.arange(valid.shape[-1], device=valid.device).expand_as(slot)  # (B, N)
+    order = torch.empty_like(slot).scatter_(-1, slot, columns)  # (B, N) inverse permutation
+    return order, slot
+
+
+def packed_causal_attention(q: Tensor, k: Tensor, v: Tensor, valid: Tensor, dropout_p: float = 0.0) -> Tensor:
+    """Causal attention over real keys without an (N, N) mask: pack real events first, ``is_causal=True``.
+
+    Same result as :func:`masked_causal_attention` at every real query (up to float rounding of the
+    kernels), for any padding layout (left, right, holes, empty rows); see the module docstring.
+
+    Args:
+        q, k, v: (B, H, N, Dh).
+        valid: (B, N) bool, True for real events.
+        dropout_p: dropout on the attention probabilities.
+
+    Returns:
+        (B, H, N, Dh); rows of padded queries are arbitrary (finite for finite inputs) and left for the
+        caller to zero.
+    """
+    if valid.device.type == "cpu" and not torch.compiler.is_compiling() and bool(valid.all()):
+        # No padding: the partition is the identity. Checked on the CPU only, where it costs no device sync.
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+    b, h, n, dh = q.shape
+    order, slot = packing_index(valid)  # 2 × (B, N)
+    gather_in = order[:, None, :, None].expand(b, h, n, dh)  # (B, H, N, Dh)
+    q, k = q.gather(2, gather_in), k.gather(2, gather_in)  # (B, H, N, Dh) packed rows
+    v = v.gather(2, order[:, None, :, None].expand(b, h, n, v.shape[-1]))  # (B, H, N, Dv)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, H, N, Dv)
+    return y.gather(2, slot[:, None, :, None].expand_as(y))  # (B, H, N, Dv) back in column order
 
 
 def rotary_tables(positions: int | Tensor, head_dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
@@ -120,6 +204,8 @@ class CausalSelfAttention(nn.Module):
         # One fused projection for Q, K, V: one matmul instead of three.
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.out = nn.Linear(dim, dim, bias=bias)
+        # (q, k, v, valid, dropout_p) -> (B, H, N, Dh); masked_causal_attention is the O(N²)-mask reference.
+        self.attention_fn: Callable[..., Tensor] = packed_causal_attention
 
     def forward(self, x: Tensor, *, valid: Tensor) -> Tensor:
         """Attend causally over the real events of each row.
@@ -139,8 +225,7 @@ class CausalSelfAttention(nn.Module):
             positions = (valid.long().cumsum(-1) - 1).clamp_min(0)  # (B, N)
             cos, sin = rotary_tables(positions, self.head_dim, self.rope_base)  # 2 × (B, N, Dh/2)
             q, k = apply_rotary(q, k, cos.unsqueeze(1), sin.unsqueeze(1))  # tables (B, 1, N, Dh/2) over heads
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=causal_padding_mask(valid), dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, N, Dh)
+        # Packed real-events-first + is_causal: no (N, N) mask, so SDPA's fused kernels apply (module docstring).
+        y = self.attention_fn(q, k, v, valid, self.dropout if self.training else 0.0)  # (B, H, N, Dh)
         y = y.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
         return self.out(y).masked_fill(~valid.unsqueeze(-1), 0.0)

@@ -42,7 +42,7 @@ from argusrec.models.argus_task import ArgusTask
 from argusrec.models.builders import build_argus_model, count_parameters
 from argusrec.models.sequential import FixedTemperature
 from argusrec.recipes.train import _prepare_run_dir, data_fingerprint, fit_and_restore_best, make_split
-from argusrec.training.device import resolve_device
+from argusrec.training import distributed
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,31 @@ def check_argus_config(config: RunConfig, store: SequenceStore) -> None:
         )
 
 
+def log_chunking(lengths: np.ndarray, kept: int, max_len: int, max_chunks_per_user: int | None) -> None:
+    """Say how training histories were cut: users chunked into several windows (info), events left out by
+    ``data.max_chunks_per_user`` (a warning: never dropped silently). ``lengths``: (U,) training events per user;
+    ``kept``: events in the chunks."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    chunked = int((lengths > max_len).sum())
+    if chunked:
+        log.info("%d users have more than data.max_len=%d training events: cut into several chunks", chunked, max_len)
+    dropped = int(lengths.sum()) - kept
+    if dropped:
+        assert max_chunks_per_user is not None
+        users = int((lengths > max_len * max_chunks_per_user).sum())
+        log.warning(
+            "data.max_chunks_per_user=%d: %d oldest training events of %d users left out (%.1f%% of training events)",
+            max_chunks_per_user, dropped, users, 100.0 * dropped / lengths.sum(),
+        )  # fmt: skip
+
+
 def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the whole recipe; returns the summary (also written to ``<run dir>/metrics.json``).
 
     Summary keys: ``metrics`` (valid and test NIP / FP metrics, ``events_per_s``), ``popularity_baseline``
     (``<role>/NIP_loss`` of add-one-smoothed training popularity), ``notes`` (what the data disabled),
-    ``best_epoch``, ``epochs_run``, ``steps``, ``stopped_early``, ``train_seconds``, ``seconds``.
+    ``best_epoch``, ``epochs_run``, ``steps``, ``stopped_early``, ``train_seconds``, ``seconds``, ``parameters`` (all)
+    and ``transformer_parameters`` (outside embedding tables, the size the article quotes).
     """
     start = time.perf_counter()
     store = SequenceStore.open(config.data.path)
@@ -127,7 +146,7 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     run_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
     _prepare_run_dir(run_dir, config)
     torch.manual_seed(config.train.seed)
-    device = resolve_device(config.train.device)
+    device = distributed.setup(config.train).device  # under torchrun: this rank's device
     split = make_split(store, config)
     a = config.argus
 
@@ -144,6 +163,7 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     chunks = chunk_ranges(lo, hi, config.data.max_len, max_chunks_per_user=config.data.max_chunks_per_user)
     if len(chunks) == 0:
         raise ArgusrecError(f"{config.data.path}: no training events before the validation/test cut-off")
+    log_chunking(hi - lo, chunks.n_events, config.data.max_len, config.data.max_chunks_per_user)
 
     model = argus_model_for(config, store, context, feedback)
     task = ArgusTask(
@@ -179,7 +199,10 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
 
     result = fit_and_restore_best(model, task, batches, config, run_dir, evaluate, device, progress=progress)
     model.eval()
-    metrics = evaluate_argus_roles(model, store, split, config, list(fp_kinds), ("valid", "test"), device)
+    metrics = distributed.run_eval(  # under torchrun: on every rank (FSDP gathers weights), rank 0's result
+        model,
+        lambda m: evaluate_argus_roles(cast(Argus, m), store, split, config, list(fp_kinds), ("valid", "test"), device),
+    )
     baseline: dict[str, float] = {}
     for role in ("valid", "test"):
         baseline.update(popularity_nip_loss(store, split, role, train_freq))
@@ -194,9 +217,12 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         "stopped_early": result.stopped_early,
         "train_seconds": result.seconds,
         "seconds": time.perf_counter() - start,
+        "parameters": count_parameters(model)[0],
+        "transformer_parameters": transformer_parameters(model),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    (run_dir / "model_card.md").write_text(argus_model_card(config, store, split, model, summary, device))
+    if distributed.is_main():
+        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        (run_dir / "model_card.md").write_text(argus_model_card(config, store, split, model, summary, device))
     return summary
 
 

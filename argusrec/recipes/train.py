@@ -32,8 +32,7 @@ from argusrec.eval.protocols import evaluate_next_item, evaluate_popularity
 from argusrec.models.builders import build_model, count_parameters
 from argusrec.models.next_item import NextItemTask
 from argusrec.models.sequential import SequentialRecommender
-from argusrec.training.checkpoint import load_weights
-from argusrec.training.device import resolve_device
+from argusrec.training import distributed
 from argusrec.training.loop import FitResult, Task, fit
 
 RUN_FORMAT = 1
@@ -66,7 +65,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     run_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
     _prepare_run_dir(run_dir, config)
     torch.manual_seed(config.train.seed)
-    device = resolve_device(config.train.device)
+    device = distributed.setup(config.train).device  # under torchrun: this rank's device
     split = make_split(store, config)
 
     # Training data: each user's training prefix cut into non-overlapping chunks of max_len + 1 events
@@ -106,7 +105,9 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
         return evaluate_roles(cast(SequentialRecommender, m), store, split, config, ("valid",), device, sampled=False)
 
     result = fit_and_restore_best(model, task, batches, config, run_dir, evaluate, device, progress=progress)
-    metrics = evaluate_roles(model, store, split, config, ("valid", "test"), device)
+    metrics = distributed.run_eval(  # under torchrun: on every rank (FSDP gathers weights), rank 0's result
+        model, lambda m: evaluate_roles(cast(SequentialRecommender, m), store, split, config, ("valid", "test"), device)
+    )
     baseline = evaluate_popularity(store, split, "test", ks=config.eval.ks, filter_history=config.eval.filter_history)
     seconds = time.perf_counter() - start
     metrics["events_per_s"] = result.targets_per_s
@@ -120,8 +121,9 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
         "train_seconds": result.seconds,
         "seconds": seconds,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    (run_dir / "model_card.md").write_text(model_card(config, store, split, model, summary, device))
+    if distributed.is_main():
+        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        (run_dir / "model_card.md").write_text(model_card(config, store, split, model, summary, device))
     return summary
 
 
@@ -150,7 +152,7 @@ def fit_and_restore_best(
     )
     best = run_dir / "checkpoints" / "best.pt"
     if best.exists():
-        load_weights(best, model)
+        distributed.load_weights(best, model)  # also fills an FSDP-sharded model
     model.to(device)
     return result
 
@@ -186,6 +188,12 @@ def evaluate_roles(
 
 
 def _prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
+    """Check / write ``run.json`` and ``config.yaml``; under torchrun rank 0 does it, the others wait for it."""
+    distributed.setup(config.train)
+    distributed.main_only(lambda: _write_run_dir(run_dir, config))
+
+
+def _write_run_dir(run_dir: Path, config: RunConfig) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     info = run_dir / "run.json"
     if info.exists():

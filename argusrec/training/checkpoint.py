@@ -119,8 +119,12 @@ def make_checkpoint(
     rng: Mapping[str, Any] | None = None,
     stateful: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    model_state: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the checkpoint dict (see module doc); ``stateful`` maps names to objects with ``state_dict()``."""
+    """Assemble the checkpoint dict (see module doc); ``stateful`` maps names to objects with ``state_dict()``.
+
+    ``model_state`` replaces ``model.state_dict()`` (e.g. the full weights gathered from an FSDP-sharded model).
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     ckpt: dict[str, Any] = {
@@ -129,7 +133,7 @@ def make_checkpoint(
         "argusrec_version": __version__,
         "torch_version": str(torch.__version__),  # TorchVersion is a str subclass weights_only refuses
         "kind": kind,
-        "model": model.state_dict(),
+        "model": dict(model_state) if model_state is not None else model.state_dict(),
         "progress": dict(progress),
         "history": [dict(h) for h in history or []],
         "config": dict(config or {}),

@@ -19,6 +19,16 @@ Epochs are 0-based everywhere (``metrics.csv``, ``FitResult.best_epoch``, checkp
 not evaluated (call ``evaluate`` yourself on smoke runs). The lr schedule spans
 ``train.epochs x len(batches)`` steps; ``max_steps`` and early stopping cut it short without
 reshaping it, so a run resumed with a larger ``max_steps`` follows the same lr curve.
+
+Under ``torchrun`` (``train.strategy`` ddp / fsdp, see :mod:`argusrec.training.distributed` and
+docs/distributed.md) every rank runs ``fit``: each takes a disjoint, equally long share of every epoch's batches
+(:class:`~argusrec.training.distributed.ShardedBatches`: the last ``len(batches) % world_size`` batches of
+each epoch's order are skipped), gradients are averaged across ranks, logged losses and targets/s are global,
+evaluation runs on every rank with rank 0's metrics deciding, and only rank 0 writes logs and checkpoints.
+DDP checkpoints are the usual ``last.pt`` / ``best.pt`` (the plain model's weights: they load in one process);
+FSDP writes ``checkpoints/last.dcp/`` (sharded, ``torch.distributed.checkpoint``) and a gathered ``best.pt``.
+Both keep every rank's RNG states, so a resumed distributed run is exact like a single-process one (on the
+same number of processes).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from tqdm.auto import tqdm
 
 from argusrec.config import OptimConfig, TrainConfig
 from argusrec.errors import ArgusrecError
+from argusrec.training import distributed
 from argusrec.training.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from argusrec.training.device import autocast, resolve_device, rng_state, seed_everything, set_rng_state, to_device
 from argusrec.training.logs import RunLogs
@@ -49,8 +60,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
 BEST = "best.pt"
+#: FSDP runs resume from this distributed-checkpoint directory (next to ``last.pt``) instead of ``last.pt``.
+LAST_DCP = "last.dcp"
 #: Settings that may change between a run and its resumption without breaking exactness.
-_FREE_TO_CHANGE = {"max_steps", "log_every", "num_threads", "compile", "device", "patience", "epochs"}
+_FREE_TO_CHANGE = {"max_steps", "log_every", "num_threads", "compile", "device", "patience", "epochs", "strategy"}
 
 
 class Batches(Protocol):
@@ -216,29 +229,63 @@ def fit(
 
     if train.num_threads is not None:
         torch.set_num_threads(train.num_threads)
-    device = resolve_device(train.device)
-    model.to(device)
+    ctx = distributed.setup(train)
+    par: distributed.Parallel | None = None
+    if ctx.distributed:
+        device = ctx.device
+        model.to(device)
+        par = distributed.parallelize(model, ctx)  # before the optimizer: FSDP replaces the parameters
+        batches = distributed.ShardedBatches(batches, ctx.rank, ctx.world_size)
+        steps_per_epoch = len(batches)
+        if steps_per_epoch < 1:
+            raise ArgusrecError(
+                f"{len(batches.source)} training batches cannot be shared by {ctx.world_size} processes: "
+                "use fewer processes or a smaller train.batch_size"
+            )
+    else:
+        device = resolve_device(train.device)
+        model.to(device)
+    fsdp = par is not None and par.fsdp
+    dcp_path = ckpt_dir / LAST_DCP
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.epochs * steps_per_epoch)
     config = {"optim": optim.model_dump(mode="json"), "train": train.model_dump(mode="json")}
 
     state = _Progress(batches_per_epoch=steps_per_epoch)
     history: list[dict[str, float]] = []
-    resumed = resume and last_path.is_file()
-    if resumed:
-        ckpt = load_checkpoint(last_path, model=model, kind="last")
-        state, history = _restore(ckpt, last_path, model, optimizer, scheduler, stateful, config, steps_per_epoch)
+    source = (
+        _resume_source(resume, fsdp, last_path, dcp_path)
+        if not ctx.distributed
+        else distributed.main_only(lambda: _resume_source(resume, fsdp, last_path, dcp_path))
+    )
+    resumed = source is not None
+    if source is not None:
+        if source == last_path:
+            ckpt = load_checkpoint(last_path, model=model, kind="last")
+            ckpt = _rank_share(ckpt, last_path, ctx)
+            state, history = _restore(ckpt, last_path, model, optimizer, scheduler, stateful, config, steps_per_epoch)
+        else:
+            assert par is not None
+            ckpt = _rank_share(distributed.load_dcp_meta(source), source, ctx)
+            state, history = _restore(
+                ckpt, source, model, optimizer, scheduler, stateful, config, steps_per_epoch,
+                load_states=lambda: par.load_sharded(optimizer, source),
+            )  # fmt: skip
         # A larger patience on resume lets an early-stopped run continue; a smaller one stops it.
         state.stopped_early = train.patience is not None and state.bad_evals >= train.patience
-        log.info("resuming %s at epoch %d, batch %d, step %d", last_path, state.epoch, state.batch, state.step)
+        log.info("resuming %s at epoch %d, batch %d, step %d", source, state.epoch, state.batch, state.step)
     else:
-        for stale in (last_path, best_path):  # leftovers of an earlier run would be mistaken for this one's
-            stale.unlink(missing_ok=True)
-        seed_everything(train.seed)
+        if ctx.is_main:
+            for stale in (last_path, best_path):  # leftovers of an earlier run would be mistaken for this one's
+                stale.unlink(missing_ok=True)
+            distributed.remove_dcp(dcp_path)
+        seed_everything(train.seed + ctx.rank)  # ranks draw different dropout masks
     window = _Window.from_state(state.window, device) if state.window else _Window()
 
-    logs = RunLogs(
-        run_dir, resume_step=state.step if resumed else None, resume_epoch=state.epoch, tensorboard=tensorboard
+    logs: RunLogs | _NoLogs = (
+        RunLogs(run_dir, resume_step=state.step if resumed else None, resume_epoch=state.epoch, tensorboard=tensorboard)
+        if ctx.is_main
+        else _NoLogs()
     )
     # The compiled wrapper runs the forward passes; ``model`` keeps the state_dict keys checkpoints use.
     forward_model: nn.Module = torch.compile(model) if train.compile else model  # type: ignore[assignment]
@@ -247,7 +294,7 @@ def fit(
     bar = tqdm(
         total=total,
         initial=min(state.step, total),
-        disable=not (progress and sys.stderr.isatty()),
+        disable=not (progress and ctx.is_main and sys.stderr.isatty()),
         unit="step",
         dynamic_ncols=True,
     )
@@ -258,10 +305,22 @@ def fit(
     def reached_max() -> bool:
         return max_steps is not None and state.step >= max_steps
 
+    def time_to_save(log_now: bool) -> bool:
+        assert checkpoint_every_seconds is not None
+        due = time.perf_counter() - last_save >= checkpoint_every_seconds
+        if not ctx.distributed:
+            return due
+        # Ranks' clocks differ and saving is collective: decide together, once per log interval.
+        return log_now and distributed.all_reduce_sum([float(due)])[0] > 0
+
     def save_last() -> None:
         nonlocal last_save
         state.seconds = seconds_before + time.perf_counter() - clock
         state.window = window.state()
+        if par is not None:
+            _save_distributed_last()
+            last_save = time.perf_counter()
+            return
         save_checkpoint(
             last_path,
             make_checkpoint(
@@ -278,18 +337,54 @@ def fit(
         )
         last_save = time.perf_counter()
 
+    def _save_distributed_last() -> None:
+        """Every rank's RNG / stateful / window state; DDP: rank 0 writes last.pt; FSDP: all write last.dcp."""
+        assert par is not None
+        ranks = distributed.rank_states(rng_state(), stateful, window.state())
+        info = {"strategy": ctx.strategy, "world_size": ctx.world_size, "ranks": ranks}
+        if par.fsdp:
+            meta = {
+                "kind": "last",
+                "progress": asdict(state),
+                "history": [dict(h) for h in history],
+                "scheduler": scheduler.state_dict(),
+                "config": config,
+                "rng": ranks[0]["rng"],
+                "stateful": ranks[0]["stateful"],
+                "distributed": info,
+            }
+            distributed.save_dcp(par.sharded_state(optimizer), meta, dcp_path)
+        elif ctx.is_main:
+            ckpt = make_checkpoint(
+                "last",
+                model=model,
+                progress=asdict(state),
+                history=history,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                rng=ranks[0]["rng"],
+                stateful=stateful,
+                config=config,
+            )
+            ckpt["distributed"] = info
+            save_checkpoint(last_path, ckpt)
+
     def write_log_line() -> None:
         nonlocal window
         assert window.loss_sum is not None
-        loss = window.loss_sum.item() / window.count  # the one GPU sync per log interval
+        loss_sum, count = window.loss_sum.item(), window.count  # the one GPU sync per log interval
+        targets, events = int(window.targets), window.events
+        if ctx.distributed:  # global: the mean loss over every rank's steps, every rank's targets and events
+            loss_sum, n, t, e = distributed.all_reduce_sum([loss_sum, count, targets, events])
+            count, targets, events = int(n), int(t), int(e)
+        loss = loss_sum / count
         if not math.isfinite(loss):
             raise ArgusrecError(
                 f"training loss is {loss} at step {state.step} (epoch {state.epoch}): lower optim.lr, turn on "
-                f"optim.grad_clip or check the data; {last_path} holds the last good state"
+                f"optim.grad_clip or check the data; {dcp_path if fsdp else last_path} holds the last good state"
             )
-        targets = int(window.targets)
         state.targets += targets
-        state.events += window.events
+        state.events += events
         secs = max(window.seconds, 1e-9)
         row = {
             "step": state.step,
@@ -298,7 +393,7 @@ def fit(
             "lr": window.lr,
             "grad_norm": None if window.grad_norm_sum is None else window.grad_norm_sum.item() / window.count,
             "targets_per_s": targets / secs,
-            "events_per_s": window.events / secs,
+            "events_per_s": events / secs,
             "seconds": seconds_before + time.perf_counter() - clock,
         }
         logs.log_train(row)
@@ -309,7 +404,10 @@ def fit(
         epoch = state.epoch
         due = (epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs
         if evaluate is not None and due:
-            metrics = _run_evaluate(evaluate, model)
+            if par is None:
+                metrics = _run_evaluate(evaluate, model)
+            else:  # every rank evaluates (FSDP gathers weights collectively); rank 0's metrics decide everywhere
+                metrics = par.evaluate(lambda m: _run_evaluate(evaluate, m))
             logs.log_metrics(epoch, state.step, metrics)
             history.append({"epoch": epoch, "step": state.step, **metrics})
             if train.monitor not in metrics:
@@ -324,9 +422,19 @@ def fit(
             if math.isfinite(value) and improved:
                 state.best_metric, state.best_epoch, state.bad_evals = value, epoch, 0
                 best = asdict(state) | {"epoch": epoch + 1, "batch": 0, "window": {}}
-                save_checkpoint(
-                    best_path, make_checkpoint("best", model=model, progress=best, history=history, config=config)
-                )
+                if par is None:
+                    save_checkpoint(
+                        best_path, make_checkpoint("best", model=model, progress=best, history=history, config=config)
+                    )
+                else:
+                    weights = par.full_state_dict()  # FSDP: gathered to rank 0 (collective); plain keys
+                    if ctx.is_main:
+                        save_checkpoint(
+                            best_path,
+                            make_checkpoint(
+                                "best", model=model, model_state=weights, progress=best, history=history, config=config
+                            ),
+                        )
             else:
                 state.bad_evals += 1
                 if train.patience is not None and state.bad_evals >= train.patience:
@@ -348,10 +456,17 @@ def fit(
                 mask = np_batch.get("mask")
                 events = int(np.count_nonzero(mask)) if mask is not None else 0  # counted on the host: no sync
                 with autocast(device, train.bf16):
-                    loss, n_targets = task.loss(forward_model, batch)
+                    if par is None:
+                        loss, n_targets = task.loss(forward_model, batch)
+                    else:  # inside the DDP / FSDP forward: every parameter the loss reads is gathered / reduced
+                        loss, n_targets = par(task.loss, forward_model, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                norm = clip_gradients(model.parameters(), optim.grad_clip)
+                if par is None:
+                    norm = clip_gradients(model.parameters(), optim.grad_clip)
+                else:
+                    par.after_backward()
+                    norm = par.clip(optim.grad_clip)
                 window.lr = float(optimizer.param_groups[0]["lr"])  # the lr this update uses, for the log
                 optimizer.step()
                 scheduler.step()
@@ -372,10 +487,7 @@ def fit(
                     break
                 if state.batch < steps_per_epoch and (
                     (checkpoint_every_steps is not None and state.step % checkpoint_every_steps == 0)
-                    or (
-                        checkpoint_every_seconds is not None
-                        and time.perf_counter() - last_save >= checkpoint_every_seconds
-                    )
+                    or (checkpoint_every_seconds is not None and time_to_save(log_now))
                 ):
                     save_last()
             if state.batch >= steps_per_epoch:
@@ -384,23 +496,83 @@ def fit(
                 save_last()
                 break
         state.seconds = seconds_before + time.perf_counter() - clock
+        unlogged = int(window.targets)  # the targets of the last, not yet logged window count too
+        if ctx.distributed:
+            unlogged = int(distributed.all_reduce_sum([unlogged])[0])
+            distributed.barrier()  # rank 0's files are complete before any rank returns and reads them
     finally:
         bar.close()
         logs.close()
 
+    last_file = dcp_path if fsdp else last_path
     return FitResult(
         best_metric=state.best_metric,
         best_epoch=state.best_epoch,
         epochs_run=state.epoch,
         steps=state.step,
         seconds=state.seconds,
-        # The targets of the last, not yet logged window count too.
-        targets_per_s=(state.targets + int(window.targets)) / state.train_seconds if state.train_seconds > 0 else 0.0,
+        targets_per_s=(state.targets + unlogged) / state.train_seconds if state.train_seconds > 0 else 0.0,
         history=[dict(h) for h in history],
         stopped_early=state.stopped_early,
-        last_checkpoint=last_path if last_path.is_file() else None,
+        last_checkpoint=last_file if last_file.exists() else None,
         best_checkpoint=best_path if best_path.is_file() else None,
     )
+
+
+class _NoLogs:
+    """The logs of ranks other than 0: they write nothing."""
+
+    def log_train(self, row: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, epoch: int, step: int, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _resume_source(resume: bool, fsdp: bool, last_path: Path, dcp_path: Path) -> Path | None:
+    """The checkpoint this run continues from (``last.pt``, or ``last.dcp`` for FSDP), None for a fresh start.
+
+    Raises:
+        ArgusrecError: only the other kind exists (written with another ``train.strategy``).
+    """
+    if not resume:
+        return None
+    found_dcp = distributed.dcp_location(dcp_path)
+    if fsdp:
+        if found_dcp is None and last_path.is_file():
+            raise ArgusrecError(
+                f"{last_path} was written by a single-process or DDP run, and train.strategy=fsdp resumes from "
+                f"{dcp_path}: resume with the strategy that wrote it, or use a new run directory"
+            )
+        return found_dcp
+    if last_path.is_file():
+        return last_path
+    if found_dcp is not None:
+        raise ArgusrecError(
+            f"{found_dcp} was written by an FSDP run (train.strategy=fsdp): resume it with the same strategy and "
+            "number of processes, or use a new run directory"
+        )
+    return None
+
+
+def _rank_share(ckpt: dict[str, Any], path: Path, ctx: distributed.DistContext) -> dict[str, Any]:
+    """``ckpt`` with this rank's RNG, stateful and log-window states; refuses another world size."""
+    info = ckpt.get("distributed")
+    saved_world = int(info["world_size"]) if info else 1
+    if saved_world != ctx.world_size:
+        raise ArgusrecError(
+            f"{path}: written by a run of {saved_world} process(es), this run has {ctx.world_size}: each process's "
+            "share of the batches and its RNG states differ, so it cannot continue exactly; resume with "
+            f"{saved_world} process(es) or use a new run directory"
+        )
+    if not info:
+        return ckpt
+    mine = info["ranks"][ctx.rank]
+    progress = dict(ckpt["progress"]) | {"window": mine["window"]}
+    return {**ckpt, "rng": mine["rng"], "stateful": mine["stateful"], "progress": progress}
 
 
 def _run_evaluate(evaluate: Callable[[nn.Module], dict[str, float]], model: nn.Module) -> dict[str, float]:
@@ -423,8 +595,12 @@ def _restore(
     stateful: dict[str, Any],
     config: dict[str, Any],
     steps_per_epoch: int,
+    load_states: Callable[[], None] | None = None,
 ) -> tuple[_Progress, list[dict[str, float]]]:
-    """Check that ``ckpt`` fits this run, then load every state from it (RNG last)."""
+    """Check that ``ckpt`` fits this run, then load every state from it (RNG last).
+
+    ``load_states`` loads model and optimizer instead of ``ckpt["model"]`` / ``ckpt["optimizer"]`` (FSDP shards).
+    """
     saved = dict(ckpt["progress"])
     known = {f for f in _Progress.__dataclass_fields__}
     state = _Progress(**{k: v for k, v in saved.items() if k in known})
@@ -452,14 +628,23 @@ def _restore(
             path,
             "; ".join(changed),
         )
-    try:
-        optimizer.load_state_dict(ckpt["optimizer"])
-    except (ValueError, KeyError) as e:
-        raise ArgusrecError(
-            f"{path}: the optimizer state does not fit this model ({e}); was optim.weight_decay switched "
-            "between zero and non-zero, or parameters frozen / unfrozen?"
-        ) from None
-    model.load_state_dict(ckpt["model"])
+    if load_states is not None:
+        try:
+            load_states()
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ArgusrecError(
+                f"{path}: the sharded model / optimizer state does not fit this model ({type(e).__name__}: {e}); "
+                "was the model config, optim.weight_decay or the set of trainable parameters changed?"
+            ) from None
+    else:
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise ArgusrecError(
+                f"{path}: the optimizer state does not fit this model ({e}); was optim.weight_decay switched "
+                "between zero and non-zero, or parameters frozen / unfrozen?"
+            ) from None
+        model.load_state_dict(ckpt["model"])
     if ckpt.get("scheduler") is not None:
         scheduler.load_state_dict(ckpt["scheduler"])
     for name, obj in stateful.items():

@@ -26,7 +26,7 @@ from argusrec.eval.argus_eval import evaluate_argus, period_windows, popularity_
 from argusrec.models.argus import build_argus
 from argusrec.recipes.data import simulate
 from argusrec.recipes.evaluate import evaluate_run
-from argusrec.recipes.pretrain import NO_CONTEXT, NO_FEEDBACK, pretrain
+from argusrec.recipes.pretrain import NO_CONTEXT, NO_FEEDBACK, log_chunking, pretrain
 
 TINY = [
     "model.dim=32",
@@ -215,6 +215,26 @@ def test_data_without_feedback_or_context_trains_nip_only_and_says_so(
     assert not any("FP_" in k for k in m)
     with pytest.raises(ArgusrecError, match="no feedback columns"):
         pretrain(_config(bare, "argus.feedback_prediction=true"), run_dir=tmp_path / "again", progress=False)
+
+
+def test_long_histories_are_chunked_and_dropped_events_are_logged(
+    tmp_path: Path, world: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="argusrec.recipes.pretrain"):
+        log_chunking(np.array([3, 10, 25, 0]), kept=3 + 10 + 20, max_len=10, max_chunks_per_user=2)
+    assert "1 users have more than data.max_len=10 training events: cut into several chunks" in caplog.text
+    assert "5 oldest training events of 1 users left out (13.2% of training events)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="argusrec.recipes.pretrain"):
+        pretrain(_config(world, "train.epochs=1", "data.max_chunks_per_user=1"), run_dir=tmp_path / "r", progress=False)
+    split = _split(SequenceStore.open(world))
+    lo, hi = split.train_ranges()
+    lengths = hi - lo
+    dropped = int(np.maximum(lengths - 32, 0).sum())  # TINY: data.max_len=32, one chunk kept per user
+    long_users = int((lengths > 32).sum())
+    assert dropped > 0
+    assert f"data.max_chunks_per_user=1: {dropped} oldest training events of {long_users} users" in caplog.text
+    assert f"{long_users} users have more than data.max_len=32" in caplog.text
 
 
 def test_config_errors_name_the_key(tmp_path: Path, world: Path) -> None:

@@ -1,0 +1,932 @@
+"""ARGUS pre-training benchmark (issue 5): ground truth, the SASRec-style ablation, full vs simplified, scaling.
+
+On data from the simulator (known ground truth, reference/ARGUS.md §6) and on MovieLens:
+
+* **quality** — ``argus-simplified`` and ``argus-full`` (the ``argus-3m`` preset, ``argus.variant`` simplified /
+  full) next to ``popularity`` (per-item training means for FP, training item frequencies for NIP) and
+  ``oracle`` (the simulator's true probabilities; NIP: ``-log p_true(item)`` under the distribution that drew the
+  event, :mod:`argusrec.eval.oracle`). Each model's share of the popularity-to-oracle gap is recorded as
+  ``test/FP_AUC_gap_closed/<signal>``, ``test/FP_NE_gap_closed/<signal>`` and ``test/NIP_loss_gap_closed``.
+* **ablation** — ``sasrec-ablation``: ``argus-3m`` simplified with NIP on positive events only
+  (``argus.nip_on=positives``, ``argus.positive_signal=like``), no context (``argus.use_context=false``) and no FP
+  loss (``argus.feedback_prediction=false``: SASRec has no feedback task). Its history still holds every event with
+  its feedback as *input* (the library drops those only by rebuilding the dataset, which would move the temporal
+  cut-offs and change the test period), so the ablation sees more than a real SASRec: an ARGUS win is
+  conservative. Compared on ``test/NDCG@10`` = NDCG@10 of the true item in the full-catalog ranking over the test
+  period's positive (liked) events (``test/NDCG@10_positive`` of :func:`argusrec.eval.argus_eval.evaluate_argus`).
+* **scaling** — presets ``argus-tiny``, ``argus-3m``, ``argus-30m`` (``--presets`` adds ``argus-300m``) on the same
+  simulated data; ``docs/argus_scaling.png`` plots test NIP loss and mean FP AUC against log10(transformer
+  parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run (the same config).
+* **movielens** — ml-100k and ml-latest-small (``--shared-data``) with rating-derived feedback: ``like`` = rating
+  >= 4, ``dislike`` = rating <= 2 (the adapter's), ``rating`` = stars / 5 (rescaled here into [0, 1], the range
+  continuous FP signals need); ``argus-tiny`` and ``argus-3m``; positives = likes.
+
+Every run trains through the library's :func:`argusrec.recipes.pretrain.pretrain`. Runs are capped in epochs so
+that training fits ``--time-budget`` seconds at the throughput measured so far (a prior for the first run of a
+preset); with ``--deadline`` the work is done most-important-first, the JSON and markdown are written after every
+run, and what no longer fits is recorded as not run. A guard also stops a run's training at its budget x 1.5
+(an optimistic estimate), evaluating the best checkpoint so far; the record says so.
+
+    python benchmarks/argus_pretrain.py --device cuda --deadline 8 --shared-data .devdata   # H100, 9-minute limit
+    python benchmarks/argus_pretrain.py --device cpu --events 60000 --time-budget 40 --deadline 14   # reduced CPU
+    python benchmarks/argus_pretrain.py --only quality,ablation --events 1000000
+    python benchmarks/argus_pretrain.py --render-only                                # markdown + plot from the JSON
+
+Writes benchmarks/results/argus_pretrain.json, its section of docs/benchmarks.md and docs/argus_scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import DOC, RESULTS, ROOT, commit, hardware, today, write_section
+
+if str(ROOT) not in sys.path:  # run from a checkout where argusrec is not installed (e.g. a GPU machine)
+    sys.path.insert(1, str(ROOT))
+
+BENCH = "argus_pretrain"
+SIM = "simulated"
+PLOT = ROOT / "docs" / "argus_scaling.png"
+PARTS = ("quality", "ablation", "scaling", "movielens")
+QUALITY_PRESET = "argus-3m"
+POSITIVE = "like"
+MOVIELENS = {"ml-100k": "ml-100k", "ml-latest-small": "ml-latest-small"}
+MOVIELENS_PRESETS = ("argus-tiny", "argus-3m")
+# Training events per second (validation included) for the first run of a preset; later runs use what this
+# run measured. CPU: 2 shared cores; CUDA: H100, bf16 autocast. Only the first guess of an epoch cap.
+PRIOR_EVENTS_PER_S = {
+    "cpu": {"argus-tiny": 2500, "argus-3m": 400, "argus-30m": 40, "argus-300m": 4, "argus-1b": 1},
+    "cuda": {"argus-tiny": 300_000, "argus-3m": 150_000, "argus-30m": 40_000, "argus-300m": 6_000, "argus-1b": 1_000},
+}
+FULL_SLOWDOWN = 3.0  # the full variant runs 3T tokens (ARGUS.md §2)
+OVERHEAD_S = {"cpu": 15.0, "cuda": 12.0}  # setup + final valid/test evaluation of a run
+MIN_RUN_S = {"cpu": 20.0, "cuda": 15.0}  # below this much time left a run is not started
+
+log = logging.getLogger("argus_pretrain")
+
+
+# ---------------------------------------------------------------------- the wall-clock guard
+class _Guard:
+    """Stops the training loop's batches at ``stop_at`` (time.monotonic()); ``fired`` says it did."""
+
+    stop_at = math.inf
+    fired = False
+
+
+def _install_guard() -> None:
+    """Wrap the batch source pretrain() builds so that an epoch ends early once the guard's time has passed.
+
+    The loop then saves its position and stops (as with ``train.max_steps``); pretrain evaluates the best
+    checkpoint so far (or the current weights when no epoch finished).
+    """
+    import argusrec.recipes.pretrain as pretrain_module
+    from argusrec.data.batching import ChunkBatches
+
+    class GuardedBatches(ChunkBatches):
+        def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
+            for batch in super().epoch(epoch, start_batch):
+                if time.monotonic() > _Guard.stop_at:
+                    _Guard.fired = True
+                    return
+                yield batch
+
+    pretrain_module.ChunkBatches = GuardedBatches  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------- data
+def simulated_data(work: Path, events: int, seed: int) -> Path:
+    """Simulate ``events`` events (seed) into ``work`` once; later calls reuse the prepared store."""
+    from argusrec.data.simulator import SimulationConfig
+    from argusrec.recipes.data import simulate
+
+    out = work / f"sim-{events}-s{seed}"
+    if not (out / "manifest.json").exists():
+        t = time.perf_counter()
+        simulate(SimulationConfig(n_events=events, seed=seed), out, overwrite=True, progress=False)
+        print(f"simulated {events:,} events -> {out} in {time.perf_counter() - t:.1f} s", flush=True)
+    return out
+
+
+def movielens_data(work: Path, shared: Path, name: str) -> Path | None:
+    """Prepare a MovieLens dataset with ``rating`` rescaled to stars / 5 (continuous FP labels live in [0, 1])."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from argusrec.recipes.data import open_source, prepare
+
+    raw, out = shared / MOVIELENS[name], work / f"{name}-rating01"
+    if (out / "manifest.json").exists():
+        return out
+    if not raw.exists():
+        return None
+    source = open_source("movielens", raw, progress=False)
+    inner = source.read
+
+    def read() -> Iterator[tuple[str, pa.RecordBatch]]:
+        for file, batch in inner():
+            i = batch.schema.get_field_index("rating")
+            scaled = pc.divide(batch.column(i), pa.scalar(5.0, batch.column(i).type))
+            yield file, batch.set_column(i, batch.schema.field(i), scaled)
+
+    info = {**source.info, "rating": "stars / 5 (benchmarks/argus_pretrain.py)"}
+    prepare(dataclasses.replace(source, read=read, info=info), out, overwrite=True, progress=False)
+    return out
+
+
+# ---------------------------------------------------------------------- records
+def _clean(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            out[k] = None
+        elif isinstance(v, (int, float, np.integer, np.floating)):
+            out[k] = int(v) if isinstance(v, (int, np.integer)) else float(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, records: list[dict]) -> None:
+        self.args, self.records = args, records
+        self.work = Path(args.workdir)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.device = args.device
+        self.start = time.monotonic()
+        self.deadline = self.start + args.deadline * 60 if math.isfinite(args.deadline) else math.inf
+        self.rate: dict[tuple[str, str], float] = {}  # (preset, variant) -> training events/s measured here
+        self.context: dict[str, Any] = {}  # per dataset: pop/oracle metrics, split summary
+        self.hw = hardware() + (f", {_gpu_name()}" if self.device == "cuda" else "")
+
+    # -------------------------------------------------------------- bookkeeping
+    def done(self, dataset: str, model: str) -> bool:
+        return any(r["dataset"] == dataset and r["model"] == model and not r.get("not_run") for r in self.records)
+
+    def put(self, rec: dict) -> None:
+        self.records = [r for r in self.records if (r["dataset"], r["model"]) != (rec["dataset"], rec["model"])]
+        self.records.append(rec)
+        self.save()
+
+    def save(self) -> None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{BENCH}.json").write_text(json.dumps(self.records, indent=2) + "\n")
+        render(self.records)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def record(self, dataset: str, model: str, metrics: dict, seconds: float, **extra: Any) -> dict:
+        return {
+            "benchmark": BENCH,
+            "dataset": dataset,
+            "model": model,
+            "seed": self.args.seed,
+            "metrics": _clean(metrics),
+            "seconds": round(seconds, 3),
+            "hardware": self.hw,
+            "commit": _commit(),
+            "device": self.device,
+            "date": today(),
+            "note_run": self.args.note,
+            **extra,
+        }
+
+    def not_run(self, dataset: str, model: str, reason: str, **extra: Any) -> None:
+        print(f"[{dataset}] {model}: not run ({reason})", flush=True)
+        if not self.done(dataset, model):
+            self.put(self.record(dataset, model, {}, 0.0, not_run=reason, **extra))
+
+    # -------------------------------------------------------------- baselines
+    def baselines(self, dataset: str, data: Path, preset: str, *, oracle: bool) -> None:
+        """Popularity (and, on simulated data, oracle) records of ``dataset``; kept in self.context for gap closure."""
+        from argusrec.config import load_config
+        from argusrec.data.negatives import item_frequencies
+        from argusrec.data.splits import EventRole
+        from argusrec.data.store import SequenceStore
+        from argusrec.eval.argus_eval import popularity_nip_loss
+        from argusrec.eval.oracle import oracle_feedback_metrics, oracle_nip, popularity_feedback_metrics
+        from argusrec.recipes.train import make_split
+
+        store = SequenceStore.open(data)
+        split = make_split(store, load_config(preset, [f"data.path={data}"]))
+        ctx = self.context.setdefault(dataset, {})
+        ctx["split"] = split.summary()
+        t = time.perf_counter()
+        train_freq = item_frequencies(store.items, store.n_items, mask=split.event_roles() == EventRole.TRAIN)
+        pop: dict[str, Any] = {}
+        for role in ("valid", "test"):
+            pop.update(popularity_nip_loss(store, split, role, train_freq))
+            pop.update(popularity_feedback_metrics(store, split, role))
+        ctx["popularity"] = pop
+        if not self.done(dataset, "popularity"):
+            self.put(
+                self.record(
+                    dataset, "popularity", pop, time.perf_counter() - t, data=_data_info(store), split=ctx["split"]
+                )
+            )
+        if not oracle:
+            return
+        existing = next((r for r in self.records if r["dataset"] == dataset and r["model"] == "oracle"), None)
+        if existing is not None and existing.get("data", {}).get("path_name") == data.name:
+            ctx["oracle"] = existing["metrics"]
+            return
+        t = time.perf_counter()
+        orc: dict[str, Any] = {}
+        for role in ("valid", "test"):
+            orc.update(oracle_feedback_metrics(store, split, role))
+        orc.update(oracle_nip(store, split, "test", max_events=self.args.oracle_events, seed=self.args.seed))
+        ctx["oracle"] = orc
+        print(f"[{dataset}] oracle + popularity in {time.perf_counter() - t:.1f} s", flush=True)
+        self.put(
+            self.record(
+                dataset,
+                "oracle",
+                orc,
+                time.perf_counter() - t,
+                data=_data_info(store),
+                split=ctx["split"],
+                nip_subset=bool(orc.get("test/NIP_oracle_subset")),
+            )
+        )
+
+    # -------------------------------------------------------------- one training run
+    def plan(self, preset: str, variant: str, data: Path, overrides: list[str]) -> dict[str, Any]:
+        """Epoch cap (and max_steps when not even one epoch fits) for a run of ``preset`` within its budget."""
+        from argusrec.config import load_config
+        from argusrec.data.batching import chunk_ranges
+        from argusrec.data.store import SequenceStore
+        from argusrec.recipes.train import make_split
+
+        config = load_config(preset, [*overrides, f"data.path={data}"])
+        store = SequenceStore.open(data)
+        split = make_split(store, config)
+        lo, hi = split.train_ranges()
+        chunks = chunk_ranges(lo, hi, config.data.max_len, max_chunks_per_user=config.data.max_chunks_per_user)
+        steps_per_epoch = max(1, -(-len(chunks) // config.train.batch_size))
+        train_events = int((hi - lo).sum())
+        rate = self.rate.get((preset, variant))
+        if rate is None:
+            rate = PRIOR_EVENTS_PER_S[self.device].get(preset, 100.0) / (FULL_SLOWDOWN if variant == "full" else 1.0)
+        epoch_s = train_events / rate
+        budget = min(self.args.time_budget, self.left() - OVERHEAD_S[self.device])
+        cap = min(self.args.max_epochs, config.train.epochs, math.floor(budget / epoch_s))
+        max_steps = None
+        if cap < 1:
+            cap, max_steps = 1, max(1, math.floor(budget / epoch_s * steps_per_epoch))
+        return {
+            "epochs_cap": cap,
+            "max_steps": max_steps,
+            "steps_per_epoch": steps_per_epoch,
+            "train_events": train_events,
+            "budget_s": round(budget, 1),
+            "estimated_epoch_s": round(epoch_s, 2),
+            "preset_epochs": config.train.epochs,
+        }
+
+    def train(
+        self, dataset: str, data: Path, model: str, preset: str, variant: str, extra: Sequence[str]
+    ) -> dict | None:
+        """Pre-train one model; returns its record (also stored), or None when it did not run."""
+        from argusrec.config import load_config
+        from argusrec.recipes.pretrain import pretrain
+
+        if self.done(dataset, model):
+            print(f"[{dataset}] {model}: done (kept from the JSON)", flush=True)
+            return next(r for r in self.records if r["dataset"] == dataset and r["model"] == model)
+        if model in self.args.skip.split(","):
+            self.not_run(dataset, model, "skipped (--skip); see the run conditions", preset=preset)
+            return None
+        if self.left() < MIN_RUN_S[self.device] + OVERHEAD_S[self.device]:
+            self.not_run(dataset, model, f"the run's deadline ({self.args.deadline:g} min) had passed", preset=preset)
+            return None
+        overrides = [
+            *extra,
+            f"argus.variant={variant}",
+            f"train.device={self.device}",
+            f"train.seed={self.args.seed}",
+            f"argus.positive_signal={POSITIVE}",
+        ]
+        if self.device == "cuda":
+            overrides.append("train.bf16=true")  # the default; explicit in the record
+        if self.args.threads and self.device == "cpu":
+            overrides.append(f"train.num_threads={self.args.threads}")
+        plan = self.plan(preset, variant, data, overrides)
+        overrides += [f"data.path={data}", f"train.epochs={plan['epochs_cap']}"]
+        if plan["max_steps"] is not None:
+            overrides.append(f"train.max_steps={plan['max_steps']}")
+        config = load_config(preset, overrides)
+        run_dir = self.work / "runs" / f"{dataset}-{model}-{int(time.time())}"
+        budget = plan["budget_s"]
+        _Guard.stop_at = time.monotonic() + max(budget * 1.5, budget + 10)
+        _Guard.stop_at = min(_Guard.stop_at, self.deadline - OVERHEAD_S[self.device])
+        _Guard.fired = False
+        steps = f", max_steps {plan['max_steps']}" if plan["max_steps"] else ""
+        print(
+            f"[{dataset}] {model}: {preset} {variant}, epochs cap {plan['epochs_cap']}{steps} "
+            f"(~{plan['estimated_epoch_s']:.0f} s/epoch, budget {budget:.0f} s)",
+            flush=True,
+        )
+        t = time.perf_counter()
+        try:
+            summary = pretrain(config, run_dir=run_dir, progress=False)
+        except Exception as e:  # a failed run is a result too: record it, go on
+            traceback.print_exc()
+            self.put(
+                self.record(
+                    dataset,
+                    model,
+                    {},
+                    time.perf_counter() - t,
+                    not_run=f"failed: {type(e).__name__}: {e}",
+                    preset=preset,
+                )
+            )
+            return None
+        finally:
+            _Guard.stop_at = math.inf
+        seconds = time.perf_counter() - t
+        m = dict(summary["metrics"])
+        if "test/NDCG@10_positive" in m:
+            m["test/NDCG@10"] = m["test/NDCG@10_positive"]
+            m["valid/NDCG@10"] = m.get("valid/NDCG@10_positive")
+        ctx = self.context.get(dataset, {})
+        pop = {**ctx.get("popularity", {}), **summary["popularity_baseline"]}
+        if "oracle" in ctx:
+            from argusrec.eval.oracle import gap_closure_metrics
+
+            m.update(gap_closure_metrics(m, pop, ctx["oracle"]))
+        events_done = summary["steps"] * plan["train_events"] / plan["steps_per_epoch"]
+        if summary["train_seconds"] > 0 and summary["steps"] > 0:
+            self.rate[(preset, variant)] = events_done / summary["train_seconds"]
+        hit_cap = summary["epochs_run"] >= plan["epochs_cap"] < plan["preset_epochs"] and not summary["stopped_early"]
+        ended = (
+            "time guard" if _Guard.fired else "max_steps" if plan["max_steps"] else
+            "early stop" if summary["stopped_early"] else "cap" if hit_cap else "preset epochs"
+        )  # fmt: skip
+        rec = self.record(
+            dataset,
+            model,
+            m,
+            seconds,
+            preset=preset,
+            variant=variant,
+            overrides=[o for o in overrides if not o.startswith("data.path=")],
+            parameters={"total": summary.get("parameters"), "transformer": summary.get("transformer_parameters")},
+            epochs_run=summary["epochs_run"],
+            epochs_cap=plan["epochs_cap"],
+            preset_epochs=plan["preset_epochs"],
+            max_steps=plan["max_steps"],
+            steps=summary["steps"],
+            steps_per_epoch=plan["steps_per_epoch"],
+            best_epoch=summary["best_epoch"],
+            stopped_early=summary["stopped_early"],
+            ended=ended,
+            train_seconds=round(summary["train_seconds"], 2),
+            budget_s=plan["budget_s"],
+            notes=summary["notes"],
+            popularity_baseline=summary["popularity_baseline"],
+            split=ctx.get("split"),
+        )
+        if rec["parameters"]["total"] is None:
+            rec["parameters"] = _parameters(config)
+        self.put(rec)
+        print(
+            f"[{dataset}] {model}: test NIP {m.get('test/NIP_loss', float('nan')):.4f}, "
+            f"NDCG@10 {_num(m.get('test/NDCG@10')):.4f}, {summary['epochs_run']} epochs, "
+            f"{m.get('events_per_s', 0):,.0f} events/s, {seconds:.0f} s ({ended})",
+            flush=True,
+        )
+        return rec
+
+    # -------------------------------------------------------------- parts, most important first
+    def run(self) -> None:
+        only = set(self.args.only.split(",")) if self.args.only else set(PARTS)
+        unknown = only - set(PARTS)
+        if unknown:
+            raise SystemExit(f"--only: unknown parts {sorted(unknown)}; choose from {PARTS}")
+        presets = [p for p in self.args.presets.split(",") if p]
+        sim_parts = only & {"quality", "ablation", "scaling"}
+        if sim_parts:
+            data = simulated_data(self.work, self.args.events, self.args.seed)
+            q = self.args.quality_preset
+            self.baselines(SIM, data, q, oracle=True)
+            if "quality" in only or ("scaling" in only and q in presets):
+                rec = self.train(SIM, data, "argus-simplified", q, "simplified", [])
+                if rec is not None and "scaling" in only and q in presets:
+                    self.put({**rec, "model": q, "same_run_as": "argus-simplified"})
+            if "quality" in only:
+                self.train(SIM, data, "argus-full", q, "full", [])
+            if "ablation" in only:
+                ablation = ["argus.nip_on=positives", "argus.use_context=false", "argus.feedback_prediction=false"]
+                self.train(SIM, data, "sasrec-ablation", q, "simplified", ablation)
+            if "scaling" in only:
+                for preset in sorted((p for p in presets if p != q), key=_preset_size):
+                    self.train(SIM, data, preset, preset, "simplified", [])
+        if "movielens" in only:
+            shared = Path(self.args.shared_data)
+            for name in MOVIELENS:
+                why = f"no {name} under {shared}"
+                try:
+                    data_ml = movielens_data(self.work, shared, name)
+                except Exception as e:  # e.g. polars missing on a GPU machine: the other parts still count
+                    traceback.print_exc()
+                    data_ml, why = None, f"preparing {name} failed: {type(e).__name__}: {e}"
+                if data_ml is None:
+                    for p in self.args.movielens_presets.split(","):
+                        self.not_run(name, p, why)
+                    continue
+                ml_presets = [p for p in self.args.movielens_presets.split(",") if p]
+                self.baselines(name, data_ml, ml_presets[0], oracle=False)
+                for p in ml_presets:
+                    self.train(name, data_ml, p, p, "simplified", [])
+        print(f"done in {(time.monotonic() - self.start) / 60:.1f} min", flush=True)
+
+
+def _preset_size(name: str) -> float:
+    return {"argus-tiny": 0.0, "argus-3m": 3.0, "argus-30m": 30.0, "argus-300m": 300.0, "argus-1b": 1000.0}.get(
+        name, 1e9
+    )
+
+
+def _parameters(config: Any) -> dict[str, int]:
+    from argusrec.data.store import SequenceStore
+    from argusrec.models.argus import transformer_parameters
+    from argusrec.models.builders import count_parameters
+    from argusrec.recipes.pretrain import argus_model_for, data_parts
+
+    store = SequenceStore.open(config.data.path)
+    context, feedback, _, _ = data_parts(config, store)
+    model = argus_model_for(config, store, context, feedback)
+    return {"total": count_parameters(model)[0], "transformer": transformer_parameters(model)}
+
+
+def _data_info(store: Any) -> dict[str, Any]:
+    return {
+        "path_name": Path(store.path).name if store.path else None,
+        "users": store.n_users,
+        "items": store.n_items,
+        "events": store.n_events,
+    }
+
+
+def _commit() -> str:
+    """The checkout's commit; ARGUSREC_COMMIT where there is no git (a copied tree on a GPU machine)."""
+    sha = commit()
+    if not sha or sha.startswith("+") or sha == "unknown":
+        return os.environ.get("ARGUSREC_COMMIT", "unknown (no git)")
+    return sha
+
+
+def _gpu_name() -> str:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    except Exception:  # pragma: no cover - informational only
+        return "unknown GPU"
+
+
+# ---------------------------------------------------------------------- markdown
+def _f(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def _pct(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{100 * x:.0f}%"
+
+
+def _mean_auc(m: dict, signals: Sequence[str]) -> float:
+    vals = [m.get(f"test/FP_AUC/{s}") for s in signals]
+    vals = [v for v in vals if v is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _run_label(r: dict) -> str:
+    if r.get("not_run"):
+        return f"not run: {r['not_run']}"
+    cap = f"{r['epochs_run']} / {r['epochs_cap']} epochs (preset {r.get('preset_epochs')})"
+    if r.get("max_steps"):
+        cap = f"{r['steps']} steps (< 1 epoch of {r.get('steps_per_epoch')})"
+    return f"{cap}, {r.get('ended')}"
+
+
+def _conditions(group: list[dict]) -> list[str]:
+    ran = [r for r in group if r["metrics"]]
+    if not ran:
+        return []
+    hw = sorted({r["hardware"] for r in ran})
+    commits = sorted({r["commit"] for r in ran})
+    dates = sorted({r.get("date", "?") for r in ran})
+    devices = sorted({r.get("device", "?") for r in ran})
+    notes = sorted({r["note_run"] for r in ran if r.get("note_run")})
+    trained = [r for r in ran if "epochs_run" in r]
+    reduced = [r for r in trained if r.get("ended") in ("cap", "max_steps", "time guard")]
+    lines = [
+        f"Measured {', '.join(dates)} on {'; '.join(hw)} (device: {', '.join(devices)}); commit {', '.join(commits)}."
+    ]
+    if reduced:
+        lines.append(
+            f"**Reduced run**: {len(reduced)} of {len(trained)} trainings stopped at a wall-clock epoch/step cap "
+            "(column *training*), not at the presets' 10 epochs with early stopping: they were still improving, so "
+            "their numbers are lower bounds of what the presets reach, not the presets' results."
+        )
+    lines += [f"Run conditions: {n}" for n in notes]
+    return lines
+
+
+def markdown(records: list[dict]) -> str:
+    title = "## ARGUS pre-training (`benchmarks/argus_pretrain.py`)"
+    if not records:
+        return f"{title}\n\nNo results yet."
+    by = {(r["dataset"], r["model"]): r for r in records}
+    sim = [r for r in records if r["dataset"] == SIM]
+    lines = [
+        title,
+        "",
+        "Global temporal split (last 10% of events = test, the 5% before = validation, ARGUS.md §6); the whole",
+        "earlier history is context, metrics only on the period's events. NIP loss = full-catalog softmax",
+        "cross-entropy (nats, no logQ); FP NE = log loss / entropy of the base rate; model selected on",
+        "valid/NIP_loss. Popularity: NIP = add-one-smoothed training item frequencies, FP = each item's training",
+        "mean of the signal shrunk toward the global mean (20 pseudo-events). Oracle (simulated data only): the",
+        "simulator's true feedback probabilities (played_ratio: its expectation; its AUC scored by 1 - P(skip));",
+        "NIP = mean -log p_true(item) under the distribution that drew each event (logging policy of the request",
+        "without the slate's earlier items, organic search distribution, or uniform library replay), given the",
+        "latent taste the model never sees. Gap closed = (model - popularity) / (oracle - popularity).",
+        "",
+    ]
+    if sim:
+        pop, orc = by.get((SIM, "popularity")), by.get((SIM, "oracle"))
+        data = next((r.get("data") for r in sim if r.get("data")), None) or {}
+        split = next((r.get("split") for r in sim if r.get("split")), None) or {}
+        lines += ["### Simulated data", ""]
+        lines += _conditions(sim)
+        if data:
+            lines.append(
+                f"Data: `argusrec data simulate` seed {sim[0]['seed']}, {data.get('events', 0):,} events, "
+                f"{data.get('users', 0):,} users, {data.get('items', 0):,} items; {split.get('train_events', 0):,} "
+                f"training events, {split.get('test_targets', 0):,} test events."
+            )
+        if orc and orc["metrics"].get("test/NIP_oracle_subset"):
+            lines.append(
+                f"The oracle's NIP numbers are over a seeded random subset of {orc['metrics'].get('test/NIP_count'):,}"
+                " test events (the models' over all of them); its standard error is given."
+            )
+        lines.append("")
+        lines += _fp_table(by, pop, orc)
+        lines += _nip_table(by, pop, orc)
+        lines += _ablation_table(by)
+        lines += _variants_table(by)
+        lines += _scaling_table(records)
+    ml = [r for r in records if r["dataset"] in MOVIELENS]
+    if ml:
+        lines += ["### MovieLens (rating-derived feedback)", ""]
+        lines += _conditions(ml)
+        lines += [
+            "Feedback from the ratings: like = rating >= 4, dislike = rating <= 2, rating = stars / 5 (continuous);",
+            "no context columns (ARGUS runs without context embeddings); NDCG@10 over the test period's liked events.",
+            "",
+            "| dataset | model | transformer params | test NIP loss | pop. NIP loss | FP AUC like | FP NE like | "
+            "FP AUC dislike | NDCG@10 (likes) | training |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in ml:
+            m = r["metrics"]
+            if r["model"] == "popularity":
+                lines.append(
+                    f"| {r['dataset']} | popularity | — | {_f(m.get('test/NIP_loss'))} | | "
+                    f"{_f(m.get('test/FP_AUC/like'))} | {_f(m.get('test/FP_NE/like'))} | "
+                    f"{_f(m.get('test/FP_AUC/dislike'))} | — | — |"
+                )
+                continue
+            pb = (r.get("popularity_baseline") or {}).get("test/NIP_loss")
+            lines.append(
+                f"| {r['dataset']} | {r['model']} | {_params(r)} | {_f(m.get('test/NIP_loss'))} | {_f(pb)} | "
+                f"{_f(m.get('test/FP_AUC/like'))} | {_f(m.get('test/FP_NE/like'))} | "
+                f"{_f(m.get('test/FP_AUC/dislike'))} | {_f(m.get('test/NDCG@10'))} | {_run_label(r)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _params(r: dict) -> str:
+    p = (r.get("parameters") or {}).get("transformer")
+    return "—" if not p else f"{p / 1e6:.2f}M"
+
+
+def _signals(*recs: dict | None) -> list[str]:
+    for r in recs:
+        if r and r["metrics"]:
+            sig = [k.split("/", 2)[2] for k in r["metrics"] if k.startswith("test/FP_AUC/")]
+            if sig:
+                return sig
+    return []
+
+
+def _preset_note(rows: Sequence[dict | None]) -> str:
+    presets = sorted({r.get("preset", "?") for r in rows if r})
+    note = ", ".join(f"`{p}`" for p in presets) + " preset"
+    if presets and presets != [QUALITY_PRESET]:
+        note += f" — **reduced: the benchmark's setting is `{QUALITY_PRESET}`**"
+    return note
+
+
+def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
+    models = [by.get((SIM, m)) for m in ("argus-simplified", "argus-full")]
+    models = [r for r in models if r and r["metrics"]]
+    signals = _signals(orc, pop, *models)
+    if not signals:
+        return []
+    head = " | ".join(f"{r['model']} | gap closed" for r in models)
+    lines = [
+        f"#### Feedback prediction vs popularity and oracle (test period, {_preset_note(models)})",
+        "",
+        f"| signal | metric | popularity | {head} | oracle |",
+        "|---|---|---:|" + "---:|---:|" * len(models) + "---:|",
+    ]
+    for s in signals:
+        for metric in ("FP_AUC", "FP_NE"):
+            key = f"test/{metric}/{s}"
+            cells = " | ".join(
+                f"{_f(r['metrics'].get(key))} | {_pct(r['metrics'].get(f'test/{metric}_gap_closed/{s}'))}"
+                for r in models
+            )
+            p = pop["metrics"].get(key) if pop else None
+            o = orc["metrics"].get(key) if orc else None
+            lines.append(f"| {s} | {metric.split('_')[1]} | {_f(p)} | {cells} | {_f(o)} |")
+    for r in models:
+        closed = [(s, r["metrics"].get(f"test/FP_AUC_gap_closed/{s}")) for s in signals]
+        closed = [(s, c) for s, c in closed if c is not None]
+        if closed:
+            verdict = "meets" if min(c for _, c in closed) >= 0.8 else "misses"
+            shares = ", ".join(f"{s} {_pct(c)}" for s, c in closed)
+            lines.append("")
+            lines.append(
+                f"{r['model']}: FP AUC gap closed {shares} — {verdict} the >= 80% aim on every signal "
+                f"({_run_label(r)})."
+            )
+    return [*lines, ""]
+
+
+def _nip_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
+    rows = [by.get((SIM, m)) for m in ("argus-simplified", "argus-full", "sasrec-ablation")]
+    rows = [r for r in rows if r and r["metrics"]]
+    if not (rows or orc):
+        return []
+    lines = [
+        "#### Next-item prediction vs popularity and the true distributions (test period)",
+        "",
+        "| model | test NIP loss | gap closed | note |",
+        "|---|---:|---:|---|",
+    ]
+    if pop:
+        lines.append(f"| popularity | {_f(pop['metrics'].get('test/NIP_loss'))} | 0% | training item frequencies |")
+    for r in rows:
+        note = "trained on liked events only" if r["model"] == "sasrec-ablation" else ""
+        lines.append(
+            f"| {r['model']} | {_f(r['metrics'].get('test/NIP_loss'))} | "
+            f"{_pct(r['metrics'].get('test/NIP_loss_gap_closed'))} | {note} |"
+        )
+    if orc:
+        m = orc["metrics"]
+        lines.append(
+            f"| oracle: -log p_true(item) | {_f(m.get('test/NIP_loss'))} ± {_f(m.get('test/NIP_loss_se'))} | 100% | "
+            f"{m.get('test/NIP_count', 0):,} events |"
+        )
+        lines.append(f"| oracle: entropy of the true distributions | {_f(m.get('test/NIP_entropy'))} | | |")
+        kinds = [
+            f"{k} {_f(m.get(f'test/NIP_entropy/{k}'), 2)} ({m.get(f'test/NIP_count/{k}', 0):,} events)"
+            for k in ("recommendation", "search", "library")
+        ]
+        lines += ["", "True entropy by surface kind (nats): " + "; ".join(kinds) + "."]
+    return [*lines, ""]
+
+
+def _ablation_table(by: dict) -> list[str]:
+    argus, abl = by.get((SIM, "argus-simplified")), by.get((SIM, "sasrec-ablation"))
+    full = by.get((SIM, "argus-full"))
+    rows = [r for r in (argus, full, abl) if r]
+    if not rows:
+        return []
+    lines = [
+        "#### ARGUS vs the SASRec-style ablation: next positive item (test period's liked events)",
+        "",
+        f"Ablation = {_preset_note(rows)}, simplified, NIP on liked events only, no context, no FP loss; its history "
+        "keeps every",
+        "event and its feedback as input (more than a real SASRec sees). NDCG@10 of the true item, full catalog,",
+        "history not filtered.",
+        "",
+        "| model | test NDCG@10 | positives scored | valid NDCG@10 | training |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        lines.append(
+            f"| {r['model']} | {_f(m.get('test/NDCG@10'))} | {m.get('test/positive_count', '—')} | "
+            f"{_f(m.get('valid/NDCG@10'))} | {_run_label(r)} |"
+        )
+    if argus and abl and argus["metrics"] and abl["metrics"]:
+        a, b = _num(argus["metrics"].get("test/NDCG@10")), _num(abl["metrics"].get("test/NDCG@10"))
+        verdict = "ARGUS wins" if a > b else "**the ablation wins**"
+        lines += ["", f"{verdict}: {_f(a)} vs {_f(b)} ({(a / b - 1) * 100 if b > 0 else float('nan'):+.0f}%)."]
+    return [*lines, ""]
+
+
+def _variants_table(by: dict) -> list[str]:
+    simp, full = by.get((SIM, "argus-simplified")), by.get((SIM, "argus-full"))
+    rows = [r for r in (simp, full) if r and r["metrics"]]
+    if not rows:
+        return []
+    signals = _signals(*rows)
+    lines = [
+        f"#### Full vs simplified ARGUS ({_preset_note(rows)})",
+        "",
+        "| variant | test NIP loss | mean FP AUC | test NDCG@10 | training events/s | train s | training |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        lines.append(
+            f"| {r['variant']} | {_f(m.get('test/NIP_loss'))} | {_f(_mean_auc(m, signals))} | "
+            f"{_f(m.get('test/NDCG@10'))} | {m.get('events_per_s', 0):,.0f} | {r.get('train_seconds', 0):.0f} | "
+            f"{_run_label(r)} |"
+        )
+    if len(rows) == 2:
+        ratio = _num(simp["metrics"].get("events_per_s")) / max(_num(full["metrics"].get("events_per_s")), 1e-9)
+        lines += [
+            "",
+            f"Simplified trains {ratio:.2f}x as many events per second as full (the article: about 3x). "
+            "Throughput = training targets per second of the optimizer steps (validation excluded).",
+        ]
+    return [*lines, ""]
+
+
+def _scaling_table(records: list[dict]) -> list[str]:
+    rows = [r for r in records if r["dataset"] == SIM and r["model"].startswith("argus-") and r.get("preset")]
+    rows = [r for r in rows if r["model"] == r.get("preset") or r.get("same_run_as")]
+    rows = [r for r in rows if r["model"] not in ("argus-simplified", "argus-full")]
+    if not rows:
+        return []
+    rows.sort(key=lambda r: _preset_size(r["model"]))
+    signals = _signals(*rows)
+    lines = [
+        "#### Scaling (same simulated data, simplified variant)",
+        "",
+        "| preset | transformer params | all params | test NIP loss | mean FP AUC | test NDCG@10 | events/s "
+        "| training |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    ran = []
+    for r in rows:
+        m = r["metrics"]
+        if not m:
+            lines.append(f"| {r['model']} | | | | | | | {_run_label(r)} |")
+            continue
+        ran.append(r)
+        total = (r.get("parameters") or {}).get("total")
+        lines.append(
+            f"| {r['model']} | {_params(r)} | {'—' if not total else f'{total / 1e6:.1f}M'} | "
+            f"{_f(m.get('test/NIP_loss'))} | {_f(_mean_auc(m, signals))} | {_f(m.get('test/NDCG@10'))} | "
+            f"{m.get('events_per_s', 0):,.0f} | {_run_label(r)} |"
+        )
+    if len(ran) >= 2:
+        nip = [_num(r["metrics"].get("test/NIP_loss")) for r in ran]
+        better = all(b < a for a, b in itertools.pairwise(nip))
+        lines += [
+            "",
+            f"Test NIP loss {'improves' if better else '**does not improve**'} with every size step "
+            f"({' -> '.join(_f(x) for x in nip)}). Plot: [argus_scaling.png](argus_scaling.png).",
+        ]
+    return [*lines, ""]
+
+
+def plot(records: list[dict]) -> bool:
+    rows = [r for r in records if r["dataset"] == SIM and r["metrics"] and r.get("parameters")]
+    rows = [r for r in rows if (r["model"] == r.get("preset") or r.get("same_run_as")) and r["model"] != "argus-full"]
+    rows = [r for r in rows if r["model"] not in ("argus-simplified",) and (r["parameters"] or {}).get("transformer")]
+    if len(rows) < 2:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (run --render-only where it is)", flush=True)
+        return False
+    rows.sort(key=lambda r: r["parameters"]["transformer"])
+    x = [math.log10(r["parameters"]["transformer"]) for r in rows]
+    signals = _signals(*rows)
+    by = {(r["dataset"], r["model"]): r for r in records}
+    pop, orc = by.get((SIM, "popularity")), by.get((SIM, "oracle"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    panels = (
+        ("test NIP loss (nats, lower is better)", lambda m: m.get("test/NIP_loss")),
+        ("mean test FP AUC over signals", lambda m: _mean_auc(m, signals)),
+    )
+    for ax, (label, get) in zip(axes, panels, strict=True):
+        ax.plot(x, [_num(get(r["metrics"])) for r in rows], "o-", label="ARGUS (simplified)")
+        for r, xi in zip(rows, x, strict=True):
+            ax.annotate(
+                r["model"], (xi, _num(get(r["metrics"]))), textcoords="offset points", xytext=(4, 4), fontsize=8
+            )
+        for ref, style, name in ((pop, "--", "popularity"), (orc, ":", "oracle")):
+            if ref and ref["metrics"] and get(ref["metrics"]) is not None:
+                ax.axhline(_num(get(ref["metrics"])), linestyle=style, color="gray", label=name)
+        ax.set_xlabel("log10(transformer parameters)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    dev = sorted({r.get("device", "?") for r in rows})
+    reduced = any(r.get("ended") in ("cap", "max_steps", "time guard") for r in rows)
+    label = "REDUCED run: epoch/step caps, see docs/benchmarks.md" if reduced else "presets' full training"
+    fig.suptitle(f"ARGUS scaling on simulated data ({', '.join(dev)}; {rows[0].get('date', '')}; {label})", fontsize=10)
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def render(records: list[dict]) -> None:
+    write_section(BENCH, markdown(records))
+    try:
+        plot(records)
+    except Exception as e:  # the plot must never lose a run's results
+        print(f"plot failed: {e}", flush=True)
+
+
+# ---------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--events", type=int, default=None, help="simulated events (default: 3M on cuda, 60k on cpu)")
+    ap.add_argument("--presets", default="argus-tiny,argus-3m,argus-30m", help="scaling presets, comma-separated")
+    ap.add_argument("--quality-preset", default=QUALITY_PRESET, help="preset of the quality and ablation runs")
+    ap.add_argument("--movielens-presets", default=",".join(MOVIELENS_PRESETS), help="comma-separated")
+    ap.add_argument("--max-epochs", type=int, default=10, help="epoch cap of every run (the presets: 10)")
+    ap.add_argument("--time-budget", type=float, default=None, help="training seconds per run (cuda 50, cpu 45)")
+    ap.add_argument("--deadline", type=float, default=float("inf"), help="minutes for everything; later work: not run")
+    ap.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"), help="folder with ml-100k etc.")
+    ap.add_argument("--workdir", default="/tmp/argusrec-bench-argus", help="datasets and run directories")
+    ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(PARTS)}")
+    ap.add_argument("--resume", action="store_true", help="keep the JSON's records and run only what is missing")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the markdown and plot from the JSON")
+    ap.add_argument("--note", default="", help="a sentence about the run's conditions, stored with the results")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip", default="", help="models (record names) to record as not run, comma-separated")
+    ap.add_argument("--threads", type=int, default=None, help="train.num_threads on the CPU")
+    ap.add_argument("--oracle-events", type=int, default=100_000, help="test events scored by the NIP oracle")
+    args = ap.parse_args(argv)
+
+    path = RESULTS / f"{BENCH}.json"
+    old = json.loads(path.read_text()) if path.exists() else []
+    if args.render_only:
+        render(old)
+        print(f"wrote the {BENCH} section of {DOC}" + (f" and {PLOT}" if PLOT.exists() else ""))
+        return
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.events is None:
+        args.events = 3_000_000 if args.device == "cuda" else 60_000
+    if args.time_budget is None:
+        args.time_budget = 50.0 if args.device == "cuda" else 45.0
+    print(
+        f"argus_pretrain: device {args.device}, {args.events:,} simulated events, budget {args.time_budget:g} s/run, "
+        f"deadline {args.deadline:g} min, python {platform.python_version()}, pid {os.getpid()}",
+        flush=True,
+    )
+    _install_guard()
+    bench = Bench(args, old if args.resume else [])
+    bench.run()
+    bench.save()
+
+
+if __name__ == "__main__":
+    main()
