@@ -168,7 +168,7 @@ def train_cmd(
     summary = train(cfg, run_dir=run_dir, progress=_progress(no_progress))
     if not _is_main():
         return
-    _print_metrics(summary["metrics"], summary.get("popularity_baseline"))
+    _print_metrics(summary["metrics"], {"popularity": summary.get("popularity_baseline") or {}})
     where = run_dir or Path(cfg.output_dir) / cfg.name
     typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
 
@@ -190,7 +190,7 @@ def pretrain_cmd(
         return
     for note in summary.get("notes", []):
         typer.echo(f"note: {note}")
-    _print_metrics(summary["metrics"], summary.get("popularity_baseline"))
+    _print_metrics(summary["metrics"], {"popularity": summary.get("popularity_baseline") or {}})
     where = run_dir or Path(cfg.output_dir) / cfg.name
     typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
 
@@ -281,14 +281,15 @@ def presets_cmd() -> None:
         typer.echo(f"{name:<22} {first[:100]}")
 
 
-def _print_metrics(metrics: dict, baseline: dict | None = None, keys: list[str] | None = None) -> None:
-    """A table: one row per metric (``keys``, default every ``role/...`` key), the model's value and, with
-    ``baseline``, the popularity baseline's ("-" where it has none)."""
+def _print_metrics(metrics: dict, references: dict[str, dict] | None = None, keys: list[str] | None = None) -> None:
+    """A table: one row per metric (``keys``, default every ``role/...`` key), the model's value and one column per
+    reference (name -> its metrics, e.g. the popularity baseline; "-" where it has no value)."""
     keys = [k for k in metrics if "/" in k] if keys is None else keys
+    refs = {name: ref for name, ref in (references or {}).items() if ref}
     width = max((len(k) for k in keys), default=10)
-    typer.echo(f"{'metric':<{width}}  {'model':>10}" + (f"  {'popularity':>10}" if baseline else ""))
+    typer.echo(f"{'metric':<{width}}  {'model':>10}" + "".join(f"  {name:>10}" for name in refs))
     for k in keys:
-        typer.echo(f"{k:<{width}}  {_cell(metrics[k])}" + (f"  {_cell(baseline.get(k))}" if baseline else ""))
+        typer.echo(f"{k:<{width}}  {_cell(metrics[k])}" + "".join(f"  {_cell(ref.get(k))}" for ref in refs.values()))
 
 
 def _cell(value: object) -> str:
@@ -313,7 +314,7 @@ def quickstart(
     from argusrec.data.store import SequenceStore
     from argusrec.recipes.data import simulate
     from argusrec.recipes.pretrain import pretrain
-    from argusrec.recipes.quickstart import fresh_run_dir, headline_keys, quickstart_config
+    from argusrec.recipes.quickstart import fresh_run_dir, headline_keys, quickstart_config, reference_columns
 
     start, progress = time.perf_counter(), _progress(no_progress)
     data_dir, run_dir = output / "data", output / "run"
@@ -329,9 +330,11 @@ def quickstart(
     summary = pretrain(cfg, run_dir=fresh_run_dir(run_dir), progress=progress)
     m = summary["metrics"]
     typer.echo(f"3/3 test period (the last {cfg.data.test_fraction:.0%} of time; model chosen on validation):")
-    _print_metrics(m, summary["popularity_baseline"], headline_keys(m))
+    _print_metrics(m, reference_columns(cfg, summary["popularity_baseline"]), headline_keys(m))
     typer.echo(
-        "lower is better: NIP_loss, FP_NE (< 1 beats the signal's base rate); higher: NDCG, FP_AUC (0.5: chance)"
+        "lower is better: NIP_loss, FP_NE (< 1 beats the signal's base rate); higher: NDCG, FP_AUC (0.5: chance);\n"
+        "popularity: item frequencies / per-item feedback rates of the training period; oracle: the simulator's true\n"
+        "probabilities (what no model can beat on average; its NIP_loss on a sample of test events)"
     )
     minutes, seconds = divmod(round(time.perf_counter() - start), 60)
     typer.echo(

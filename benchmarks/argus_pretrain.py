@@ -71,8 +71,15 @@ MOVIELENS_PRESETS = ("argus-tiny", "argus-3m")
 # Training events per second (validation included) for the first run of a preset; later runs use what this
 # run measured. CPU: 2 shared cores; CUDA: H100, bf16 autocast. Only the first guess of an epoch cap.
 PRIOR_EVENTS_PER_S = {
-    "cpu": {"argus-tiny": 2500, "argus-3m": 400, "argus-30m": 40, "argus-300m": 4, "argus-1b": 1},
-    "cuda": {"argus-tiny": 300_000, "argus-3m": 150_000, "argus-30m": 40_000, "argus-300m": 6_000, "argus-1b": 1_000},
+    "cpu": {"argus-tiny": 20000, "argus-1m": 5000, "argus-3m": 1500, "argus-30m": 40, "argus-300m": 4, "argus-1b": 1},
+    "cuda": {
+        "argus-tiny": 300_000,
+        "argus-1m": 200_000,
+        "argus-3m": 150_000,
+        "argus-30m": 40_000,
+        "argus-300m": 6_000,
+        "argus-1b": 1_000,
+    },
 }
 FULL_SLOWDOWN = 3.0  # the full variant runs 3T tokens (ARGUS.md §2)
 OVERHEAD_S = {"cpu": 15.0, "cuda": 12.0}  # setup + final valid/test evaluation of a run

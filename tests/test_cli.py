@@ -134,9 +134,14 @@ def test_quickstart_simulates_pretrains_and_evaluates(tmp_path: Path) -> None:
     r = run("quickstart", "--output", str(out), "--events", "10000", "--epochs", "1", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "10,000 events" in r.stdout and "context: surface, device; feedback: played_ratio, skip, like" in r.stdout
-    model, popularity = map(float, _row(r.stdout, "test/NIP_loss"))
-    assert model > 0 and popularity > 0
-    assert _row(r.stdout, "test/FP_AUC/like")[1] == "-"  # no popularity FP baseline: the column says so
+    header = next(line.split() for line in r.stdout.splitlines() if line.startswith("metric "))
+    assert header == ["metric", "model", "popularity", "oracle"]
+    model, popularity, oracle = map(float, _row(r.stdout, "test/NIP_loss"))
+    assert 0 < oracle < popularity  # the true probabilities beat item frequencies
+    assert model > 0
+    like_auc = [float(v) for v in _row(r.stdout, "test/FP_AUC/like")]
+    assert like_auc[2] > max(like_auc[1], 0.6)  # oracle above popularity and well above chance
+    assert _row(r.stdout, "test/NDCG@10_positive")[1:] == ["-", "-"]  # no reference has it: the columns say so
     for metric in ("test/NDCG@10_positive", "test/FP_NE/like", "test/FP_AUC/played_ratio"):
         assert 0 <= float(_row(r.stdout, metric)[0]) < 10, metric
     assert "training events/s; wall time" in r.stdout

@@ -16,6 +16,7 @@ from argusrec.errors import ArgusrecError
 
 PRESET = "argus-tiny"
 EVENTS = 200_000
+ORACLE_EVENTS = 20_000  # test events the NIP oracle scores (its cost is O(catalog) per search event)
 POSITIVE = "like"  # the simulator's explicit positive feedback: NDCG@10 is reported over liked events
 
 
@@ -39,6 +40,24 @@ def fresh_run_dir(run_dir: Path) -> Path:
             raise ArgusrecError(f"{run_dir} exists and is not a run directory; choose another --output")
         shutil.rmtree(run_dir)
     return run_dir
+
+
+def reference_columns(config: RunConfig, popularity_nip: dict, role: str = "test") -> dict[str, dict[str, float]]:
+    """The quickstart table's reference columns on the ``role`` period: ``popularity`` (training item frequencies for
+    NIP, per-item training means for FP) and ``oracle`` (the simulator's true probabilities; NIP on a seeded subset
+    of at most ``ORACLE_EVENTS`` events). ``popularity_nip`` is the pre-training summary's ``popularity_baseline``."""
+    from argusrec.data.store import SequenceStore
+    from argusrec.eval.oracle import oracle_feedback_metrics, oracle_nip, popularity_feedback_metrics
+    from argusrec.recipes.train import make_split
+
+    store = SequenceStore.open(config.data.path)
+    split = make_split(store, config)
+    popularity = {**popularity_nip, **popularity_feedback_metrics(store, split, role)}  # type: ignore[arg-type]
+    oracle = {
+        **oracle_feedback_metrics(store, split, role),  # type: ignore[arg-type]
+        **oracle_nip(store, split, role, max_events=ORACLE_EVENTS),  # type: ignore[arg-type]
+    }
+    return {"popularity": popularity, "oracle": oracle}
 
 
 def headline_keys(metrics: dict, role: str = "test") -> list[str]:

@@ -91,7 +91,7 @@ def test_count_parameters_separates_embeddings() -> None:
 
 SIMULATED_CONTEXT = {"surface": 5, "device": 3}
 SIMULATED_FEEDBACK = {"played_ratio": "continuous", "skip": "binary", "like": "binary", "dislike": "binary"}
-ARGUS_SIZES = {"argus-3m": 3.2e6, "argus-30m": 30e6, "argus-300m": 300e6, "argus-1b": 1e9}
+ARGUS_SIZES = {"argus-1m": 1e6, "argus-3m": 3.2e6, "argus-30m": 30e6, "argus-300m": 300e6, "argus-1b": 1e9}
 
 
 @pytest.mark.parametrize("name", [n for n in preset_names() if not n.startswith("argus-")])
