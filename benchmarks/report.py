@@ -7,6 +7,7 @@ Records follow ../shared/DESIGN.md: ``{"benchmark", "dataset", "model", "seed", 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -72,20 +73,29 @@ def write_results(benchmark: str, records: list[dict[str, Any]]) -> Path:
 
 
 def write_section(benchmark: str, markdown: str) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
+    """Replace (or append) this benchmark's section of docs/benchmarks.md.
+
+    Benchmarks running at the same time each rewrite their own section: the read-modify-write holds an
+    exclusive lock on a file next to the document, so one benchmark never writes back a copy that lacks
+    another's fresh section.
+    """
     start, end = f"<!-- {benchmark}:start -->", f"<!-- {benchmark}:end -->"
-    text = (
-        DOC.read_text()
-        if DOC.exists()
-        else "# Benchmarks\n\nEvery table is generated from benchmarks/results/*.json.\n"
-    )
-    block = f"{start}\n{markdown.strip()}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    with open(DOC.parent / ".benchmarks.md.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = (
+            DOC.read_text()
+            if DOC.exists()
+            else "# Benchmarks\n\nEvery table is generated from benchmarks/results/*.json.\n"
+        )
+        block = f"{start}\n{markdown.strip()}\n{end}"
+        if start in text and end in text:
+            text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        tmp = DOC.with_suffix(".md.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, DOC)
 
 
 def today() -> str:
