@@ -233,11 +233,13 @@ def finetune_cmd(
     for note in summary.get("notes", []):
         typer.echo(f"note: {note}")
     m, base = summary["metrics"], summary["baselines"]
-    keys = ["test/PairAccuracy", "test/PairAccuracy_unweighted", "test/pairs"]
+    keys = ["test/PairAccuracy_weighted", "test/PairAccuracy", "test/pairs"]
     typer.echo(f"{'test period':<30}  {'two-tower':>10}" + "".join(f"  {k:>10}" for k in base))
     for k in keys:
         typer.echo(f"{k:<30}  {_cell(m[k])}" + "".join(f"  {_cell(b.get(k))}" for b in base.values()))
-    typer.echo(f"valid/PairAccuracy {m['valid/PairAccuracy']:.4f}; {m['events_per_s']:,.0f} history events/s")
+    typer.echo(
+        f"valid/PairAccuracy_weighted {m['valid/PairAccuracy_weighted']:.4f}; {m['events_per_s']:,.0f} history events/s"
+    )
     where = run_dir or Path(cfg.output_dir) / cfg.name
     typer.echo(f"run directory: {where}  (metrics.json, model_card.md, scores/, checkpoints/)")
     typer.echo(f"next: argusrec rank --finetune-run {where}      # final-ranker uplift of the ARGUS score")
@@ -261,7 +263,7 @@ def rank_cmd(
     typer.echo(f"{'model':<24}  {'PairAcc':>10}  {'unweighted':>10}  {'pairs':>10}")
     for name, m in summary["models"].items():
         typer.echo(
-            f"{name:<24}  {_cell(m['test/PairAccuracy'])}  {_cell(m['test/PairAccuracy_unweighted'])}  "
+            f"{name:<24}  {_cell(m['test/PairAccuracy_weighted'])}  {_cell(m['test/PairAccuracy'])}  "
             f"{_cell(m['test/pairs'])}"
         )
     typer.echo(

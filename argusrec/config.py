@@ -148,7 +148,7 @@ class FinetuneConfig(_Config):
     """ARGUS fine-tuning (reference/ARGUS.md §5, docs/finetune.md): used when ``task: finetune``.
 
     The architecture is the run's ``model`` / ``argus`` / ``data.max_len`` (those of the pre-training run); epochs,
-    batch size and early stopping are ``train``'s (monitor ``valid/PairAccuracy``, mode max).
+    batch size and early stopping are ``train``'s (monitor ``valid/PairAccuracy_weighted``, mode max).
     """
 
     checkpoint: str | None = Field(

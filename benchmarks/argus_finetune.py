@@ -16,8 +16,8 @@ Writes ``benchmarks/results/argus_finetune.json`` and the ``argus_finetune`` sec
   rounded down), pair weight = star difference; lag 0 (the user state ends before the window's first rating).
 
 Metric names in the JSON (the issue's): ``test/PairAccuracy`` = unweighted share of test pairs ordered correctly,
-``test/PairAccuracy_weighted`` = weighted by the pair-weight table (the recipe's ``metrics.json`` calls these
-``test/PairAccuracy_unweighted`` and ``test/PairAccuracy``); ``events_per_s`` = history events encoded per second
+``test/PairAccuracy_weighted`` = weighted by the pair-weight table (the same names as the recipe's
+``metrics.json``); ``events_per_s`` = history events encoded per second
 of fine-tuning steps.
 
     python benchmarks/argus_finetune.py --device cuda --events 1000000 --preset argus-3m     # full (GPU)
@@ -106,8 +106,8 @@ def _clean(metrics: dict[str, Any]) -> dict[str, Any]:
 def _pa(m: dict[str, Any], prefix: str = "test/") -> dict[str, Any]:
     """The recipe's names -> the benchmark's (module docstring)."""
     return {
-        "test/PairAccuracy": m[f"{prefix}PairAccuracy_unweighted"],
-        "test/PairAccuracy_weighted": m[f"{prefix}PairAccuracy"],
+        "test/PairAccuracy": m[f"{prefix}PairAccuracy"],
+        "test/PairAccuracy_weighted": m[f"{prefix}PairAccuracy_weighted"],
         "test/pairs": m[f"{prefix}pairs"],
     }
 
@@ -200,7 +200,7 @@ class Bench:
                 "events_per_s": s["metrics"]["events_per_s"],
                 "pairs_per_s": s["metrics"]["pairs_per_s"],
             }
-            m.update(valid_PairAccuracy_weighted=s["metrics"]["valid/PairAccuracy"], steps=s["steps"])
+            m.update(valid_PairAccuracy_weighted=s["metrics"]["valid/PairAccuracy_weighted"], steps=s["steps"])
             self.add(name, model, m, time.perf_counter() - t, best_epoch=s["best_epoch"], epochs_run=s["epochs_run"])
             return s
 
@@ -245,7 +245,7 @@ class Bench:
         from argusrec.finetune import PairwiseTask, TwoTower, assemble_finetune_batch, finetune_chunks
         from argusrec.finetune.reference import reference_scores
         from argusrec.recipes.finetune import period_pairs
-        from argusrec.recipes.pretrain import argus_model_for, data_parts
+        from argusrec.recipes.pretrain import argus_model_for, data_parts, feedback_ranges
         from argusrec.recipes.train import make_split
         from argusrec.training.checkpoint import load_weights
         from argusrec.training.device import resolve_device, to_device
@@ -259,11 +259,13 @@ class Bench:
         load_weights(run / "checkpoints" / "best.pt", model)
         device = resolve_device(self.args.device)
         model.to(device).eval()
-        pairs = period_pairs(store, make_split(store, cfg), cfg, "test")
+        split = make_split(store, cfg)
+        ranges, _ = feedback_ranges(store, split, fb, {})  # the run's map of continuous feedback
+        pairs = period_pairs(store, split, cfg, "test")
         chunks = finetune_chunks(
             pairs, store.offsets, max_len=cfg.data.max_len, min_len=ft.min_len, max_impressions=ft.max_impressions
         )
-        task = PairwiseTask(lag=ft.lag, check=False)
+        task = PairwiseTask(lag=ft.lag, check=False, feedback_ranges=ranges)
         ids = np.arange(min(len(chunks), self.args.impression_chunks))
         batches = [
             to_device(
@@ -281,7 +283,7 @@ class Bench:
             sync()
             t_one = time.perf_counter() - t
             t = time.perf_counter()
-            ref = [reference_scores(model, b, ft.lag) for b in batches]
+            ref = [reference_scores(model, b, ft.lag, ranges) for b in batches]
             sync()
             t_ref = time.perf_counter() - t
         diff, n_imp = 0.0, 0

@@ -18,8 +18,9 @@ On data from the simulator (known ground truth, reference/ARGUS.md §6) and on M
   simulated data; ``docs/argus_scaling.png`` plots test NIP loss and mean FP AUC against log10(transformer
   parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run (the same config).
 * **movielens** — ml-100k and ml-latest-small (``--shared-data``) with rating-derived feedback: ``like`` = rating
-  >= 4, ``dislike`` = rating <= 2 (the adapter's), ``rating`` = stars / 5 (rescaled here into [0, 1], the range
-  continuous FP signals need); ``argus-tiny`` and ``argus-3m``; positives = likes.
+  >= 4, ``dislike`` = rating <= 2, ``rating`` = the stars (continuous), all as the adapter prepares them — the
+  library maps ``rating`` onto [0, 1] by its training range for the feedback input and the FP loss
+  (:func:`argusrec.recipes.pretrain.feedback_ranges`); ``argus-tiny`` and ``argus-3m``; positives = likes.
 
 Every run trains through the library's :func:`argusrec.recipes.pretrain.pretrain`. Runs are capped in epochs so
 that training fits ``--time-budget`` seconds at the throughput measured so far (a prior for the first run of a
@@ -38,7 +39,6 @@ Writes benchmarks/results/argus_pretrain.json, its section of docs/benchmarks.md
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import logging
@@ -131,28 +131,15 @@ def simulated_data(work: Path, events: int, seed: int) -> Path:
 
 
 def movielens_data(work: Path, shared: Path, name: str) -> Path | None:
-    """Prepare a MovieLens dataset with ``rating`` rescaled to stars / 5 (continuous FP labels live in [0, 1])."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+    """Prepare a MovieLens dataset as the adapter does (``rating`` in stars: pre-training maps it onto [0, 1])."""
     from argusrec.recipes.data import open_source, prepare
 
-    raw, out = shared / MOVIELENS[name], work / f"{name}-rating01"
+    raw, out = shared / MOVIELENS[name], work / f"{name}-prepared"  # not the old "-rating01" stores (stars / 5)
     if (out / "manifest.json").exists():
         return out
     if not raw.exists():
         return None
-    source = open_source("movielens", raw, progress=False)
-    inner = source.read
-
-    def read() -> Iterator[tuple[str, pa.RecordBatch]]:
-        for file, batch in inner():
-            i = batch.schema.get_field_index("rating")
-            scaled = pc.divide(batch.column(i), pa.scalar(5.0, batch.column(i).type))
-            yield file, batch.set_column(i, batch.schema.field(i), scaled)
-
-    info = {**source.info, "rating": "stars / 5 (benchmarks/argus_pretrain.py)"}
-    prepare(dataclasses.replace(source, read=read, info=info), out, overwrite=True, progress=False)
+    prepare(open_source("movielens", raw, progress=False), out, overwrite=True, progress=False)
     return out
 
 
@@ -444,7 +431,14 @@ class Bench:
             if "quality" in only:
                 self.train(SIM, data, "argus-full", q, "full", [])
             if "ablation" in only:
-                ablation = ["argus.nip_on=positives", "argus.use_context=false", "argus.feedback_prediction=false"]
+                ablation = [
+                    "argus.nip_on=positives",
+                    "argus.use_context=false",
+                    "argus.feedback_prediction=false",
+                    # selected on what it is compared on (its NIP loss over all events rises as it fits positives)
+                    "train.monitor=valid/NDCG@10_positive",
+                    "train.monitor_mode=max",
+                ]
                 self.train(SIM, data, "sasrec-ablation", q, "simplified", ablation)
             if "scaling" in only:
                 for preset in sorted((p for p in presets if p != q), key=_preset_size):
@@ -613,7 +607,8 @@ def markdown(records: list[dict]) -> str:
         lines += ["### MovieLens (rating-derived feedback)", ""]
         lines += _conditions(ml)
         lines += [
-            "Feedback from the ratings: like = rating >= 4, dislike = rating <= 2, rating = stars / 5 (continuous);",
+            "Feedback from the ratings: like = rating >= 4, dislike = rating <= 2, rating = the stars (continuous,",
+            "mapped onto [0, 1] by its training range);",
             "no context columns (ARGUS runs without context embeddings); NDCG@10 over the test period's liked events.",
             "",
             "| dataset | model | transformer params | test NIP loss | pop. NIP loss | FP AUC like | FP NE like | "

@@ -17,7 +17,9 @@ Metrics (DESIGN.md names, ``<role>`` = ``valid`` or ``test``):
   (the same seeded uniform items every call), reported as ``<role>/NIP_loss_sampled<R>`` instead.
 * ``<role>/NIP_count`` — the number of period events scored.
 * ``<role>/FP_LogLoss|FP_NE|FP_AUC|FP_count/<signal>`` — :func:`argusrec.eval.feedback.feedback_metrics` of
-  ``sigmoid(fp_logits)`` against the period's labels (NaN labels skipped).
+  ``sigmoid(fp_logits)`` against the period's labels (NaN labels skipped); continuous signals with a
+  ``feedback_ranges`` entry are mapped onto [0, 1] as in training (:mod:`argusrec.nn.feedback_scale`), labels and
+  model input alike.
 * ``<role>/NDCG@10_positive`` (with ``positive_signal``) — over the period's positive events, NDCG@10 of the true
   item in the full-catalog ranking by ``<q, e_j>`` (pessimistic ties, history not filtered: ARGUS predicts
   every next interaction, repeats included); ``<role>/positive_count`` is their number. Exact catalogs only.
@@ -48,6 +50,7 @@ from argusrec.eval.feedback import feedback_metrics
 from argusrec.eval.metrics import ndcg
 from argusrec.models.argus import Argus
 from argusrec.models.argus_task import SUPERVISE, run_argus
+from argusrec.nn.feedback_scale import FeedbackRange, feedback_batch
 
 __all__ = ["FULL_CATALOG_MAX", "evaluate_argus", "period_windows", "popularity_nip_loss"]
 
@@ -97,6 +100,7 @@ def evaluate_argus(
     similarity: str = "dot",
     targets_per_window: int | None = None,
     seed: int = 0,
+    feedback_ranges: Mapping[str, FeedbackRange] | None = None,
 ) -> dict[str, float]:
     """NIP and FP metrics of ``model`` (an :class:`Argus`) on the ``role`` period of ``split`` (module docstring).
 
@@ -115,6 +119,7 @@ def evaluate_argus(
         similarity: ``"dot"`` or ``"cosine"``: the scoring used in training (cosine normalises q and e).
         targets_per_window: period events per window (default ``max_len``).
         seed: seed of the fixed sample of the sampled estimate.
+        feedback_ranges: the training run's continuous signal -> map onto [0, 1] (None: values as they are).
 
     Returns:
         ``{metric name: value}``; counts are ints.
@@ -159,7 +164,8 @@ def evaluate_argus(
             first_pos = (first[ids] - offsets[user[ids]])[:, None]  # (B, 1) position of the first scored event
             np_batch[SUPERVISE] = np_batch[MASK] & (np_batch[POSITIONS] >= first_pos)  # (B, N)
             batch = {k: torch.as_tensor(v, device=device) for k, v in np_batch.items()}
-            out = run_argus(argus, batch, context_fields, feedback_inputs)
+            fb = feedback_batch(batch, [*feedback_inputs, *fp], feedback_ranges)  # as in training
+            out = run_argus(argus, batch, context_fields, feedback_inputs, fb)
             sup = batch[SUPERVISE]  # (B, N)
             query = _normed(out.nip_query[sup].float(), similarity)  # (T_b, D_r)
             target = batch[ITEM_ID][sup].long()  # (T_b,)
@@ -172,7 +178,7 @@ def evaluate_argus(
                 rank_parts.append(rank.cpu())
             for s in fp:
                 probs[s].append(torch.sigmoid(out.fp_logits[s][sup].float()).cpu().numpy())
-                labels[s].append(batch[s][sup].float().cpu().numpy())
+                labels[s].append(fb[s][sup].cpu().numpy())
     finally:
         argus.train(was_training)
 

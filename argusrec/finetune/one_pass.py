@@ -39,7 +39,7 @@ G groups, P pairs, M impressions per chunk (padded).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -55,6 +55,7 @@ from argusrec.eval.feedback import pair_accuracy
 from argusrec.finetune.pairs import Pairs
 from argusrec.finetune.two_tower import TwoTower
 from argusrec.losses import pairwise_logistic_loss
+from argusrec.nn.feedback_scale import FeedbackRange, feedback_batch
 from argusrec.training.device import to_device
 
 __all__ = [
@@ -369,13 +370,18 @@ class PairwiseTask:
     Args:
         lag: seconds between an impression's time and the newest event its user state may include (default a day).
         check: verify that every batch's pairs index real impressions (a host sync; off on GPU).
+        feedback_ranges: continuous signal -> its map onto [0, 1], the pre-training run's
+            (:func:`argusrec.recipes.pretrain.feedback_ranges`); the encoder reads feedback as pre-training did.
     """
 
-    def __init__(self, *, lag: int = DAY_S, check: bool = True) -> None:
+    def __init__(
+        self, *, lag: int = DAY_S, check: bool = True, feedback_ranges: Mapping[str, FeedbackRange] | None = None
+    ) -> None:
         if lag < 0:
             raise ValueError(f"lag must be >= 0 seconds, got {lag}")
         self.lag = int(lag)
         self.check = check
+        self.feedback_ranges = dict(feedback_ranges or {})
 
     def state_dict(self) -> dict[str, Any]:
         """Nothing random to checkpoint (the recipes pass the task to ``fit`` as a ``stateful`` object)."""
@@ -396,7 +402,7 @@ class PairwiseTask:
         states = model(
             batch[ITEM_ID].long(),
             {c: batch[c].long() for c in tt.context_fields},
-            {s: batch[s].float() for s in tt.feedback_fields},
+            feedback_batch(batch, tt.feedback_fields, self.feedback_ranges),
             batch[TIMESTAMP],
             mask,
         )  # (B, N, D)
@@ -450,9 +456,9 @@ def evaluate_pairs(
     device: torch.device | str = "cpu",
     prefix: str = "",
 ) -> dict[str, Any]:
-    """PairAccuracy of ``model`` over every pair of ``batches`` (one pass per chunk; eval mode).
+    """PairAccuracy (weighted and not) of ``model`` over every pair of ``batches`` (one pass per chunk; eval mode).
 
-    Returns ``{prefix}PairAccuracy`` (weighted), ``{prefix}PairAccuracy_unweighted``, ``{prefix}pairs`` (scored),
+    Returns ``{prefix}PairAccuracy`` (unweighted), ``{prefix}PairAccuracy_weighted``, ``{prefix}pairs`` (scored),
     ``{prefix}pairs_no_state`` and ``{prefix}impressions_no_state`` (dropped: no lagged state in the window).
     """
     was_training = model.training
@@ -481,8 +487,8 @@ def evaluate_pairs(
     ww = np.concatenate(weights) if weights else np.zeros(0)
     label = np.ones(len(sa), dtype=bool)
     return {
-        f"{prefix}PairAccuracy": pair_accuracy(sa, sb, label, weights=ww),
-        f"{prefix}PairAccuracy_unweighted": pair_accuracy(sa, sb, label),
+        f"{prefix}PairAccuracy_weighted": pair_accuracy(sa, sb, label, weights=ww),
+        f"{prefix}PairAccuracy": pair_accuracy(sa, sb, label),
         f"{prefix}pairs": len(sa),
         f"{prefix}pairs_no_state": no_state_pairs,
         f"{prefix}impressions_no_state": no_state_imps,

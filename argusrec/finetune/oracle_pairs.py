@@ -8,7 +8,7 @@ Any per-impression score gives a PairAccuracy on the same pairs as the fine-tune
   a model against, not a target. None on data without that column (real data has no oracle).
 * :func:`popularity_scores` — each impression's item's number of events in the training period (more popular =
   ranked higher): the baseline a personalised ranker must beat.
-* :func:`pair_metrics` — ``PairAccuracy`` (weighted by the pair weights) and ``PairAccuracy_unweighted`` of a
+* :func:`pair_metrics` — ``PairAccuracy`` (unweighted) and ``PairAccuracy_weighted`` (by the pair weights) of a
   per-impression score over the pairs whose two impressions both have a score.
 
 Letters: I impressions, P pairs, V catalog.
@@ -47,7 +47,8 @@ def pair_metrics(
     has_score: np.ndarray | None = None,
     prefix: str = "",
 ) -> dict[str, float | int]:
-    """PairAccuracy of a per-impression ``score`` (I,) over pairs ``(better, worse, weight)`` (P,) each.
+    """PairAccuracy (weighted and not) of a per-impression ``score`` (I,) over pairs ``(better, worse, weight)``
+    (P,) each.
 
     Pairs where either impression lacks a score (``has_score`` False, or a NaN score) are left out; the number
     used is ``{prefix}pairs``. Ties count half (:func:`argusrec.eval.feedback.pair_accuracy`).
@@ -58,7 +59,7 @@ def pair_metrics(
     sa, sb, w = score[better[use]], score[worse[use]], np.asarray(weight, dtype=np.float64)[use]
     label = np.ones(len(sa), dtype=bool)
     return {
-        f"{prefix}PairAccuracy": pair_accuracy(sa, sb, label, weights=w) if len(sa) else float("nan"),
-        f"{prefix}PairAccuracy_unweighted": pair_accuracy(sa, sb, label) if len(sa) else float("nan"),
+        f"{prefix}PairAccuracy_weighted": pair_accuracy(sa, sb, label, weights=w) if len(sa) else float("nan"),
+        f"{prefix}PairAccuracy": pair_accuracy(sa, sb, label) if len(sa) else float("nan"),
         f"{prefix}pairs": int(use.sum()),
     }

@@ -24,6 +24,7 @@ from torch import Tensor
 from argusrec.data.schema import ITEM_ID, TIMESTAMP
 from argusrec.finetune.one_pass import IMP_ITEM, IMP_LIMIT, IMP_MASK, IMP_TIME, PAIR_BETTER, PAIR_WEIGHT, PAIR_WORSE
 from argusrec.finetune.two_tower import TwoTower
+from argusrec.nn.feedback_scale import FeedbackRange, feedback_batch
 
 __all__ = ["reference_loss", "reference_scores", "reference_state_columns"]
 
@@ -52,9 +53,13 @@ def reference_state_columns(batch: Mapping[str, Tensor], lag: int) -> list[list[
 
 
 @torch.no_grad()
-def reference_scores(model: TwoTower, batch: Mapping[str, Tensor], lag: int) -> Tensor:
-    """(B, M) float64 score of every impression slot by re-encoding its history; NaN where it has no state."""
+def reference_scores(
+    model: TwoTower, batch: Mapping[str, Tensor], lag: int, feedback_ranges: Mapping[str, FeedbackRange] | None = None
+) -> Tensor:
+    """(B, M) float64 score of every impression slot by re-encoding its history; NaN where it has no state.
+    ``feedback_ranges``: as :class:`~argusrec.finetune.one_pass.PairwiseTask`'s."""
     mask = batch["mask"].bool()
+    fb = feedback_batch(batch, model.feedback_fields, feedback_ranges)
     cols = reference_state_columns(batch, lag)
     out = torch.full(tuple(batch[IMP_MASK].shape), math.nan, dtype=torch.float64)
     for b, row in enumerate(cols):
@@ -70,7 +75,7 @@ def reference_scores(model: TwoTower, batch: Mapping[str, Tensor], lag: int) -> 
             states = model(
                 cut(batch[ITEM_ID]).long(),
                 {f: cut(batch[f]).long() for f in model.context_fields},
-                {s: cut(batch[s]).float() for s in model.feedback_fields},
+                {s: cut(fb[s]) for s in model.feedback_fields},
                 cut(batch[TIMESTAMP]),
                 cut(mask),
             )  # (1, L, D)

@@ -13,7 +13,8 @@ One forward pass of :class:`~argusrec.models.argus.Argus` gives, at every event 
   ``nip_on="positives"`` only events whose ``positive_signal >= positive_threshold`` are NIP targets — the
   SASRec-style ablation of §3 (NIP is otherwise *every* next interaction, §1).
 * **FP** (§1): :func:`argusrec.losses.feedback_loss` over the FP signals (one loss per signal, NaN labels
-  ignored, weighted sum), at supervised positions only.
+  ignored, weighted sum), at supervised positions only. Continuous signals outside [0, 1] are mapped onto it by
+  their ``feedback_ranges`` (:mod:`argusrec.nn.feedback_scale`) for both the feedback input and the FP labels.
 
 "Supervised" is the batch's optional ``"supervise"`` (B, N) bool mask and-ed with ``"mask"``: training
 supervises every real event of a chunk (pre-training chunks do not overlap, §5); evaluation supervises only
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 from argusrec.losses import Similarity, feedback_loss
 from argusrec.models.argus import Argus, ArgusOutput
 from argusrec.models.nip_loss import SampledNextItemLoss
+from argusrec.nn.feedback_scale import FeedbackRange, feedback_batch
 
 __all__ = ["ArgusTask", "run_argus"]
 
@@ -40,14 +42,20 @@ ITEM_KEY, TIMESTAMP_KEY, MASK_KEY = "item_id", "timestamp", "mask"
 
 
 def run_argus(
-    model: nn.Module, batch: Mapping[str, Tensor], context_fields: Sequence[str], feedback_fields: Sequence[str]
+    model: nn.Module,
+    batch: Mapping[str, Tensor],
+    context_fields: Sequence[str],
+    feedback_fields: Sequence[str],
+    feedback: Mapping[str, Tensor] | None = None,
 ) -> ArgusOutput:
     """The model's forward on a batch dict of (B, N) columns (``item_id``, ``timestamp``, ``mask``, the named
-    context and feedback columns). Feedback goes in as float (NaN = not observed)."""
+    context and feedback columns). Feedback goes in as float (NaN = not observed): the batch's columns, or
+    ``feedback`` (signal -> (B, N), already mapped by :func:`~argusrec.nn.feedback_scale.feedback_batch`)."""
+    fb = feedback if feedback is not None else feedback_batch(batch, feedback_fields, None)
     return cast(Argus, model)(
         batch[ITEM_KEY].long(),
         {c: batch[c].long() for c in context_fields},
-        {s: batch[s].float() for s in feedback_fields},
+        {s: fb[s] for s in feedback_fields},
         batch[TIMESTAMP_KEY] if TIMESTAMP_KEY in batch else None,
         batch[MASK_KEY].bool(),
     )
@@ -72,6 +80,8 @@ class ArgusTask:
         positive_threshold: positive when ``positive_signal >= positive_threshold``.
         fp_weights: signal -> weight of its FP loss (missing signals weigh 1).
         nip_weight: weight of the NIP loss in the total.
+        feedback_ranges: continuous signal -> its map onto [0, 1] (:mod:`argusrec.nn.feedback_scale`), applied to
+            the feedback input and the FP labels; signals left out are read as they are.
         check_labels: validate FP labels every batch (a host sync; turn off on GPU once the data is checked).
         seed: seed of the uniform sampler, whose state is checkpointed via :meth:`state_dict`.
     """
@@ -93,6 +103,7 @@ class ArgusTask:
         positive_threshold: float = 0.5,
         fp_weights: Mapping[str, float] | None = None,
         nip_weight: float = 1.0,
+        feedback_ranges: Mapping[str, FeedbackRange] | None = None,
         check_labels: bool = True,
         seed: int = 0,
     ) -> None:
@@ -123,6 +134,7 @@ class ArgusTask:
         self.positive_threshold = float(positive_threshold)
         self.fp_weights = dict(fp_weights or {})
         self.nip_weight = float(nip_weight)
+        self.feedback_ranges = dict(feedback_ranges or {})
         self.check_labels = check_labels
 
     def columns(self) -> list[str]:
@@ -150,7 +162,9 @@ class ArgusTask:
     def components(self, model: nn.Module, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """All parts of the loss: ``total``, ``nip``, ``fp`` (0-d), ``fp/<signal>`` (unweighted 0-d),
         ``n_nip`` and ``n_supervised`` (0-d int64 counts)."""
-        out = run_argus(model, batch, self.context_fields, self.feedback_inputs)
+        # feedback as ARGUS reads it (mapped once); nip_targets reads the raw positive_signal (threshold in its units)
+        fb = feedback_batch(batch, [*self.feedback_inputs, *self.fp_kinds], self.feedback_ranges)
+        out = run_argus(model, batch, self.context_fields, self.feedback_inputs, fb)
         sup = self.supervised(batch)
         targets = self.nip_targets(batch)
         zero = out.nip_query.sum() * 0.0  # attached to the graph: an empty part still back-propagates
@@ -161,7 +175,7 @@ class ArgusTask:
         if self.fp_kinds:
             fp, per_signal = feedback_loss(
                 {s: out.fp_logits[s] for s in self.fp_kinds},
-                {s: batch[s].float() for s in self.fp_kinds},
+                {s: fb[s] for s in self.fp_kinds},
                 self.fp_kinds,
                 weights=self.fp_weights,
                 mask=sup,

@@ -10,7 +10,7 @@ from argusrec.config import load_config
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.models.builders import build_model
-from argusrec.recipes.pretrain import argus_model_for, data_parts, evaluate_argus_roles
+from argusrec.recipes.pretrain import argus_model_for, data_parts, evaluate_argus_roles, feedback_ranges
 from argusrec.recipes.train import RUN_FORMAT, evaluate_roles, make_split
 from argusrec.training.checkpoint import load_weights
 from argusrec.training.device import resolve_device
@@ -39,10 +39,11 @@ def evaluate_run(run_dir: str | Path, *, roles: tuple[str, ...] = ("valid", "tes
     split = make_split(store, config)
     if config.task == "argus":
         context, feedback, fp_kinds, _ = data_parts(config, store)
+        ranges, _ = feedback_ranges(store, split, feedback, fp_kinds)  # the run's map: same data, same split
         argus = argus_model_for(config, store, context, feedback)
         load_weights(ckpt, argus)
         argus.to(dev)
-        metrics = evaluate_argus_roles(argus, store, split, config, list(fp_kinds), roles, dev)
+        metrics = evaluate_argus_roles(argus, store, split, config, list(fp_kinds), roles, dev, feedback_ranges=ranges)
     else:
         model = build_model(config.model, config.loss, n_items=store.n_items, max_len=config.data.max_len)
         load_weights(ckpt, model)

@@ -3,7 +3,7 @@
     config -> prepared dataset -> temporal split (as pre-training) -> impressions and pairs of the training period
     (the history before it stays context) and of the validation / test periods -> fine-tuning examples ->
     TwoTower from the pre-training run's best checkpoint (refused with the reason when it does not fit; none = the
-    no-pre-training ablation) -> fit with the one-pass pairwise loss (monitor valid/PairAccuracy, mode max) ->
+    no-pre-training ablation) -> fit with the one-pass pairwise loss (monitor valid/PairAccuracy_weighted, mode max) ->
     best checkpoint -> valid / test PairAccuracy, with item popularity and (simulated data) the oracle on the same
     pairs -> per-impression scores for the final ranker -> run directory
 
@@ -58,7 +58,8 @@ from argusrec.finetune.oracle_pairs import oracle_scores, pair_metrics, populari
 from argusrec.finetune.pairs import Pairs, build_pairs, pair_weights_table, resolve_group_by
 from argusrec.finetune.two_tower import TwoTower, two_tower_from_checkpoint
 from argusrec.models.builders import count_parameters
-from argusrec.recipes.pretrain import argus_model_for, data_parts
+from argusrec.nn.feedback_scale import feedback_batch
+from argusrec.recipes.pretrain import argus_model_for, data_parts, feedback_ranges
 from argusrec.recipes.train import _prepare_run_dir, data_fingerprint, fit_and_restore_best, make_split
 from argusrec.training import distributed
 from argusrec.training.device import to_device
@@ -77,7 +78,7 @@ __all__ = [
     "score_impressions",
 ]
 
-MONITORS = ("valid/PairAccuracy", "valid/PairAccuracy_unweighted")
+MONITORS = ("valid/PairAccuracy_weighted", "valid/PairAccuracy")
 #: Config keys that shape the weights: a pre-training run with other values cannot initialise this model.
 ARCHITECTURE_KEYS = (
     "data.max_len",
@@ -126,7 +127,7 @@ def finetune_config(pretrained: str | Path, overrides: list[str] | tuple[str, ..
     base = [
         "task=finetune",
         f"finetune.checkpoint={run.resolve()}",
-        "train.monitor=valid/PairAccuracy",
+        "train.monitor=valid/PairAccuracy_weighted",
         "train.monitor_mode=max",
         f"name={name}-finetune",
     ]
@@ -203,7 +204,7 @@ def check_finetune_config(config: RunConfig) -> None:
         raise ArgusrecError("fine-tuning needs a validation period for model selection: data.valid_fraction > 0")
     if config.train.monitor not in MONITORS or config.train.monitor_mode != "max":
         raise ArgusrecError(
-            f"fine-tuning reports {', '.join(MONITORS)}: set train.monitor=valid/PairAccuracy and "
+            f"fine-tuning reports {', '.join(MONITORS)}: set train.monitor=valid/PairAccuracy_weighted and "
             f"train.monitor_mode=max (got {config.train.monitor}, {config.train.monitor_mode})"
         )
     ctx = distributed.launch_env()
@@ -273,7 +274,7 @@ def score_impressions(
                 states = model(
                     batch["item_id"].long(),
                     {c: batch[c].long() for c in model.context_fields},
-                    {f: batch[f].float() for f in model.feedback_fields},
+                    feedback_batch(batch, model.feedback_fields, task.feedback_ranges),
                     batch["timestamp"],
                     mask,
                 )
@@ -296,11 +297,12 @@ def score_impressions(
 def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the whole recipe; returns the summary (also written to ``<run dir>/metrics.json``).
 
-    Summary keys: ``metrics`` (``valid/`` and ``test/PairAccuracy``, ``..._unweighted``, ``.../pairs``,
+    Summary keys: ``metrics`` (``valid/`` and ``test/PairAccuracy`` (unweighted), ``..._weighted``, ``.../pairs``,
     ``pairs_per_s``, ``events_per_s``), ``baselines`` (``popularity`` and, on simulated data, ``oracle``: the same
     metrics on the same test pairs), ``pair_stats`` (pairs per grade combination, what the example limits and the
-    lag dropped), ``pretrained`` (the checkpoint, or None), ``notes``, ``best_epoch``, ``epochs_run``, ``steps``,
-    ``stopped_early``, ``train_seconds``, ``seconds``, ``parameters``.
+    lag dropped), ``pretrained`` (the checkpoint, or None), ``notes``, ``feedback_ranges`` (continuous feedback's map
+    onto [0, 1], as pre-training's: :func:`argusrec.recipes.pretrain.feedback_ranges`), ``best_epoch``,
+    ``epochs_run``, ``steps``, ``stopped_early``, ``train_seconds``, ``seconds``, ``parameters``.
 
     Raises:
         ArgusrecError: a config that is not a fine-tuning config, data that forms no pairs (what it needs is
@@ -314,6 +316,8 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     context, feedback, _, notes = data_parts(config, store)
     notes = [n for n in notes if "FP" not in n and "feedback prediction" not in n]  # no FP loss when fine-tuning
     split = make_split(store, config)
+    ranges, range_notes = feedback_ranges(store, split, feedback, {})  # pre-training's map (same data and split)
+    notes += range_notes
     group_by = resolve_group_by(store, ft.pairs)
 
     # pairs of every period, before any model is built: data without pairs fails fast
@@ -344,7 +348,7 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     for line in notes:
         log.warning(line)
 
-    task = PairwiseTask(lag=ft.lag, check=device.type == "cpu")
+    task = PairwiseTask(lag=ft.lag, check=device.type == "cpu", feedback_ranges=ranges)
     batches = ImpressionBatches(
         store,
         chunks["train"],
@@ -413,6 +417,7 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         "group_by": group_by,
         "pretrained": str(pretrained) if pretrained is not None else None,
         "notes": notes,
+        "feedback_ranges": {s: r.as_dict() for s, r in ranges.items()},
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "steps": result.steps,
@@ -442,7 +447,7 @@ def finetune_model_card(
     m = summary["metrics"]
     rows = [("two-tower (this run)", m)] + [(k, v) for k, v in summary["baselines"].items()]
     table = "\n".join(
-        f"| {name} | {v['test/PairAccuracy']:.4f} | {v['test/PairAccuracy_unweighted']:.4f} | {v['test/pairs']:,} |"
+        f"| {name} | {v['test/PairAccuracy_weighted']:.4f} | {v['test/PairAccuracy']:.4f} | {v['test/pairs']:,} |"
         for name, v in rows
     )
     weights = ", ".join(f"{k} {w:g}" for k, w in pair_weights_table(ft.pairs).items())

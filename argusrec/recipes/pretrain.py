@@ -15,6 +15,10 @@ What the data supports decides the model:
 * ``argus.feedback_prediction: false`` with feedback columns: feedback stays an input, the FP loss is off.
 * no context columns (or ``argus.use_context: false``) -> context embeddings disabled (logged); time
   features still come from the timestamps.
+
+Continuous feedback (stars, seconds played) is mapped onto [0, 1] by its *training-period* range for the feedback
+input and the FP labels (:func:`feedback_ranges`, :mod:`argusrec.nn.feedback_scale`; logged, and stored in the
+summary's ``feedback_ranges``); validation and test reuse the training map.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from argusrec.models.argus import Argus, transformer_parameters
 from argusrec.models.argus_task import ArgusTask
 from argusrec.models.builders import build_argus_model, count_parameters
 from argusrec.models.sequential import FixedTemperature
+from argusrec.nn.feedback_scale import FeedbackRange, feedback_batch, fit_feedback_range
 from argusrec.recipes.train import _prepare_run_dir, data_fingerprint, fit_and_restore_best, make_split
 from argusrec.training import distributed
 
@@ -93,6 +98,65 @@ def data_parts(config: RunConfig, store: SequenceStore) -> tuple[list[str], dict
     return context, feedback, fp_kinds, notes
 
 
+def feedback_ranges(
+    store: SequenceStore, split: Split, feedback: dict[str, str], fp_kinds: dict[str, str]
+) -> tuple[dict[str, FeedbackRange], list[str]]:
+    """The map onto [0, 1] of every continuous ``feedback`` signal whose training values leave it
+    (:func:`~argusrec.nn.feedback_scale.fit_feedback_range`), fitted on the split's TRAIN rows only; then checks
+    that every ``fp_kinds`` label of the store maps into [0, 1] (so no device skips a label check that matters).
+
+    Deterministic in the data and the split: :func:`argusrec.recipes.evaluate.evaluate_run` and fine-tuning
+    recompute the pre-training run's ranges.
+
+    Returns:
+        ``(ranges, notes)``: signal -> range (identity signals left out) and one logged line per mapped signal.
+
+    Raises:
+        ArgusrecError: infinite values, or continuous FP labels outside [0, 1] where no map applies (their
+            training values lie in [0, 1] or are all missing, but other periods' do not).
+    """
+    continuous = [s for s, kind in feedback.items() if kind == "continuous"]
+    ranges: dict[str, FeedbackRange] = {}
+    notes: list[str] = []
+    if not continuous:
+        return ranges, notes
+    train = split.event_roles() == EventRole.TRAIN
+    for s in continuous:
+        try:
+            r = fit_feedback_range(np.asarray(store[s])[train])
+        except ValueError as e:
+            raise ArgusrecError(f"{store.path}: continuous feedback {s!r} has {e} in the training period") from None
+        if r is None:
+            continue
+        ranges[s] = r
+        how = "log1p (heavy-tailed), then scaled" if r.log1p else "scaled"
+        use = "the feedback input and the FP loss" if s in fp_kinds else "the feedback input"
+        notes.append(
+            f"continuous signal {s!r} in [{r.lo:g}, {r.hi:g}]: {how} to [0, 1] by its training range for {use}"
+        )
+    for s in continuous:
+        if s in fp_kinds:
+            _check_mapped_labels(store, s, ranges)
+    return ranges, notes
+
+
+def _check_mapped_labels(
+    store: SequenceStore, signal: str, ranges: dict[str, FeedbackRange], chunk: int = 1 << 22
+) -> None:
+    """Raise unless every observed value of ``signal``, through the run's map, lies in [0, 1]."""
+    column = store[signal]
+    for a in range(0, len(column), chunk):
+        values = torch.from_numpy(np.array(column[a : a + chunk], dtype=np.float32))  # a writable copy
+        y = feedback_batch({signal: values}, [signal], ranges)[signal]
+        bad = y[(y < 0) | (y > 1)]  # NaN compares False: not observed
+        if bad.numel():
+            raise ArgusrecError(
+                f"{store.path}: continuous feedback {signal!r} has values outside [0, 1] (e.g. {bad[:3].tolist()}) "
+                "outside the training period, while its training values lie in [0, 1] (or are all missing), so no "
+                "map applies; fix the data (values in [0, 1]) or the split"
+            )
+
+
 def check_argus_config(config: RunConfig, store: SequenceStore) -> None:
     """Checks that need the dataset; errors name the key to change."""
     if config.task != "argus":
@@ -133,7 +197,8 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     """Run the whole recipe; returns the summary (also written to ``<run dir>/metrics.json``).
 
     Summary keys: ``metrics`` (valid and test NIP / FP metrics, ``events_per_s``), ``popularity_baseline``
-    (``<role>/NIP_loss`` of add-one-smoothed training popularity), ``notes`` (what the data disabled),
+    (``<role>/NIP_loss`` of add-one-smoothed training popularity), ``notes`` (what the data disabled, how continuous
+    feedback was mapped), ``feedback_ranges`` (signal -> ``{lo, hi, log1p}``, :func:`feedback_ranges`),
     ``best_epoch``, ``epochs_run``, ``steps``, ``stopped_early``, ``train_seconds``, ``seconds``, ``parameters`` (all)
     and ``transformer_parameters`` (outside embedding tables, the size the article quotes).
     """
@@ -141,13 +206,15 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     store = SequenceStore.open(config.data.path)
     check_argus_config(config, store)
     context, feedback, fp_kinds, notes = data_parts(config, store)
+    split = make_split(store, config)
+    ranges, range_notes = feedback_ranges(store, split, feedback, fp_kinds)  # checks the FP labels up front
+    notes += range_notes
     for line in notes:
         log.warning(line)  # a warning: shown even when the caller configured no logging
     run_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
     _prepare_run_dir(run_dir, config)
     torch.manual_seed(config.train.seed)
     device = distributed.setup(config.train).device  # under torchrun: this rank's device
-    split = make_split(store, config)
     a = config.argus
 
     # Item frequencies of the *training* NIP targets only (logQ must not see evaluation periods, §3).
@@ -181,7 +248,8 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         positive_threshold=a.positive_threshold,
         fp_weights=a.fp_weights,
         nip_weight=a.nip_weight,
-        check_labels=device.type == "cpu",  # the check syncs the device; the store builder validated the labels
+        feedback_ranges=ranges,
+        check_labels=device.type == "cpu",  # the check syncs the device; feedback_ranges validated the labels
         seed=config.train.seed,
     )
     batches = ChunkBatches(
@@ -195,13 +263,17 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     )
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
-        return evaluate_argus_roles(cast(Argus, m), store, split, config, list(fp_kinds), ("valid",), device)
+        return evaluate_argus_roles(
+            cast(Argus, m), store, split, config, list(fp_kinds), ("valid",), device, feedback_ranges=ranges
+        )
 
     result = fit_and_restore_best(model, task, batches, config, run_dir, evaluate, device, progress=progress)
     model.eval()
     metrics = distributed.run_eval(  # under torchrun: on every rank (FSDP gathers weights), rank 0's result
         model,
-        lambda m: evaluate_argus_roles(cast(Argus, m), store, split, config, list(fp_kinds), ("valid", "test"), device),
+        lambda m: evaluate_argus_roles(
+            cast(Argus, m), store, split, config, list(fp_kinds), ("valid", "test"), device, feedback_ranges=ranges
+        ),
     )
     baseline: dict[str, float] = {}
     for role in ("valid", "test"):
@@ -211,6 +283,7 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         "metrics": metrics,
         "popularity_baseline": baseline,
         "notes": notes,
+        "feedback_ranges": {s: r.as_dict() for s, r in ranges.items()},
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "steps": result.steps,
@@ -249,8 +322,11 @@ def evaluate_argus_roles(
     fp_signals: list[str],
     roles: tuple[str, ...],
     device: torch.device,
+    *,
+    feedback_ranges: dict[str, FeedbackRange] | None = None,
 ) -> dict[str, float]:
-    """NIP loss and FP metrics on each role's period, with the run's settings."""
+    """NIP loss and FP metrics on each role's period, with the run's settings and continuous feedback map
+    (:func:`feedback_ranges`)."""
     metrics: dict[str, float] = {}
     for role in roles:
         metrics.update(
@@ -266,6 +342,7 @@ def evaluate_argus_roles(
                 positive_signal=config.argus.positive_signal,
                 positive_threshold=config.argus.positive_threshold,
                 similarity=config.loss.similarity,
+                feedback_ranges=feedback_ranges,
             )
         )
     return metrics

@@ -13,7 +13,8 @@ way. Baseline features are computed for each period from the events before it pl
 (:mod:`argusrec.ranker.features`), so both rankers see the same information apart from the ARGUS feature.
 
 **Pairs.** ``test/...`` metrics are over the test pairs whose two impressions have a two-tower score (the pairs of
-the fine-tuning run's ``test/PairAccuracy``: every scorer on the same pairs); ``test_all/...`` over every test pair
+the fine-tuning run's ``test/PairAccuracy_weighted``: every scorer on the same pairs); ``test_all/...`` over every
+test pair
 (the ARGUS feature is missing — NaN, which LightGBM handles — where the two-tower had no lagged state or dropped
 the group). The headline is ``gain = (PA(ranker+argus) - PA(ranker-baseline)) / PA(ranker-baseline)`` on ``test/``,
 weighted PairAccuracy.
@@ -174,7 +175,7 @@ def rank(
         tp = te["pairs"]
         metrics = pair_metrics(scores, tp.better, tp.worse, tp.weight, has_score=te["has"], prefix="test/")
         metrics.update(pair_metrics(scores, tp.better, tp.worse, tp.weight, prefix="test_all/"))
-        metrics["holdout/PairAccuracy"] = fitted.holdout_pair_accuracy
+        metrics["holdout/PairAccuracy_weighted"] = fitted.holdout_pair_accuracy
         metrics["best_iteration"] = fitted.best_iteration
         models[name] = metrics
         importance[name] = fitted.importance()
@@ -190,9 +191,9 @@ def rank(
 
     summary = {
         "models": models,
-        "gain": gain("test/PairAccuracy"),
-        "gain_unweighted": gain("test/PairAccuracy_unweighted"),
-        "gain_all_pairs": gain("test_all/PairAccuracy"),
+        "gain": gain("test/PairAccuracy_weighted"),
+        "gain_unweighted": gain("test/PairAccuracy"),
+        "gain_all_pairs": gain("test_all/PairAccuracy_weighted"),
         "importance": importance,
         "ranker_train": {
             "period": "valid",

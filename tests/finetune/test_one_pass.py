@@ -205,8 +205,8 @@ def test_pair_accuracy_matches_hand_count(sim_store: SequenceStore, chunks) -> N
                 continue
             hit = 1.0 if flat[a] > flat[b] else 0.5 if flat[a] == flat[b] else 0.0
             num, den, right, total = num + float(w) * hit, den + float(w), right + hit, total + 1
-    assert got["test/PairAccuracy"] == pytest.approx(num / den)
-    assert got["test/PairAccuracy_unweighted"] == pytest.approx(right / total)
+    assert got["test/PairAccuracy_weighted"] == pytest.approx(num / den)
+    assert got["test/PairAccuracy"] == pytest.approx(right / total)
     assert got["test/pairs"] == total
 
 
@@ -237,7 +237,7 @@ def test_tiny_finetuning_run_learns(sim_store: SequenceStore, chunks, tmp_path) 
     batches = _batches(sim_store, chunks, model, batch_size=16, shuffle=True)
     eval_batches = _batches(sim_store, chunks, model, batch_size=64)
     before_loss = _mean_loss(model, eval_batches, task)
-    before = evaluate_pairs(model, eval_batches, task)["PairAccuracy"]
+    before = evaluate_pairs(model, eval_batches, task)["PairAccuracy_weighted"]
     result = fit(
         model,
         task,
@@ -250,6 +250,6 @@ def test_tiny_finetuning_run_learns(sim_store: SequenceStore, chunks, tmp_path) 
     )
     assert result.steps == 4 * len(batches)
     after_loss = _mean_loss(model, eval_batches, task)
-    after = evaluate_pairs(model, eval_batches, task)["PairAccuracy"]
+    after = evaluate_pairs(model, eval_batches, task)["PairAccuracy_weighted"]
     assert after_loss < before_loss - 0.01
     assert after > before + 0.03

@@ -69,12 +69,12 @@ def test_recipe_end_to_end(tuned: tuple[Path, dict], pretrained: Path) -> None:
     run, summary = tuned
     m = summary["metrics"]
     for role in ("valid", "test"):
-        assert 0.0 <= m[f"{role}/PairAccuracy"] <= 1.0 and m[f"{role}/pairs"] > 50
+        assert 0.0 <= m[f"{role}/PairAccuracy_weighted"] <= 1.0 and m[f"{role}/pairs"] > 50
     assert m["events_per_s"] > 0 and m["pairs_per_s"] > 0
     assert summary["pretrained"] == str(pretrained.resolve() / "checkpoints" / "best.pt")
     base = summary["baselines"]
     assert base["popularity"]["test/pairs"] == base["oracle"]["test/pairs"] == m["test/pairs"]  # the same pairs
-    assert base["oracle"]["test/PairAccuracy"] > 0.6  # the true affinity orders the pairs well
+    assert base["oracle"]["test/PairAccuracy_weighted"] > 0.6  # the true affinity orders the pairs well
     for name in ("config.yaml", "metrics.json", "model_card.md", "scores/valid.npz", "scores/test.npz"):
         assert (run / name).is_file(), name
     assert (run / "checkpoints" / "best.pt").is_file()
@@ -114,8 +114,10 @@ def test_exported_scores_match_the_one_pass_metric(tuned: tuple[Path, dict]) -> 
 
     ours = pair_metrics(got["score"], *chunk_pairs(chunks), has_score=got["has_state"], prefix="test/")
     assert ours["test/pairs"] == ref["test/pairs"] == summary["metrics"]["test/pairs"]
-    assert ours["test/PairAccuracy"] == pytest.approx(ref["test/PairAccuracy"], abs=1e-6)
-    assert ours["test/PairAccuracy"] == pytest.approx(summary["metrics"]["test/PairAccuracy"], abs=1e-6)
+    assert ours["test/PairAccuracy_weighted"] == pytest.approx(ref["test/PairAccuracy_weighted"], abs=1e-6)
+    assert ours["test/PairAccuracy_weighted"] == pytest.approx(
+        summary["metrics"]["test/PairAccuracy_weighted"], abs=1e-6
+    )
 
 
 def test_no_pretraining_ablation_and_shorter_finetuning(pretrained: Path, tmp_path: Path) -> None:
@@ -156,7 +158,7 @@ def test_incompatible_checkpoints_refused(pretrained: Path, data: Path, tmp_path
     (other / "config.yaml").write_text(load_config("sasrec-ml-1m", [f"data.path={data}"]).to_yaml())
     with pytest.raises(ArgusrecError, match="is a 'next_item' run, not ARGUS pre-training"):
         finetune(finetune_config(pretrained, [*FT, f"finetune.checkpoint={other}"]), progress=False)
-    with pytest.raises(ArgusrecError, match=r"train\.monitor=valid/PairAccuracy"):
+    with pytest.raises(ArgusrecError, match=r"train\.monitor=valid/PairAccuracy_weighted"):
         finetune(finetune_config(pretrained, [*FT, "train.monitor=valid/NIP_loss"]), progress=False)
 
 
@@ -189,7 +191,7 @@ def _bare_config(path: Path, *extra: str):
             *TINY,
             "task=finetune",
             "finetune.checkpoint=null",
-            "train.monitor=valid/PairAccuracy",
+            "train.monitor=valid/PairAccuracy_weighted",
             "train.monitor_mode=max",
             "finetune.pairs={grades: {positive: 1, negative: 0}, rules: [{grade: positive, signal: like}], "
             "default_grade: negative}",
@@ -223,7 +225,7 @@ def test_cli_finetune_and_rank(pretrained: Path, tuned: tuple[Path, dict], tmp_p
          *[a for s in [*FT, "train.max_steps=2"] for a in ("--set", s)]],
     )  # fmt: skip
     assert out.exit_code == 0, out.output
-    assert "test/PairAccuracy" in out.output and "popularity" in out.output and "argusrec rank" in out.output
+    assert "test/PairAccuracy_weighted" in out.output and "popularity" in out.output and "argusrec rank" in out.output
     run, _ = tuned
     out = runner.invoke(app, ["rank", "--finetune-run", str(run), "--vectors"])
     assert out.exit_code == 0, out.output
@@ -231,10 +233,13 @@ def test_cli_finetune_and_rank(pretrained: Path, tuned: tuple[Path, dict], tmp_p
     summary = json.loads((run / "rank" / "metrics.json").read_text())
     models = summary["models"]
     assert set(models) == {"ranker-baseline", "ranker+argus", "ranker+argus+vectors", "argus-twotower"}
-    assert models["argus-twotower"]["test/PairAccuracy"] == pytest.approx(
-        json.loads((run / "metrics.json").read_text())["metrics"]["test/PairAccuracy"], abs=1e-6
+    assert models["argus-twotower"]["test/PairAccuracy_weighted"] == pytest.approx(
+        json.loads((run / "metrics.json").read_text())["metrics"]["test/PairAccuracy_weighted"], abs=1e-6
     )
-    base, plus = models["ranker-baseline"]["test/PairAccuracy"], models["ranker+argus"]["test/PairAccuracy"]
+    base, plus = (
+        models["ranker-baseline"]["test/PairAccuracy_weighted"],
+        models["ranker+argus"]["test/PairAccuracy_weighted"],
+    )
     assert summary["gain"] == pytest.approx((plus - base) / base)
     assert (run / "rank" / "ranker_plus_argus.txt").is_file()
     out = runner.invoke(app, ["finetune"])
