@@ -232,17 +232,36 @@ def finetune_cmd(
     summary = finetune(cfg, run_dir=run_dir, progress=_progress(no_progress))
     for note in summary.get("notes", []):
         typer.echo(f"note: {note}")
-    m, base = summary["metrics"], summary["baselines"]
-    keys = ["test/PairAccuracy_weighted", "test/PairAccuracy", "test/pairs"]
-    typer.echo(f"{'test period':<30}  {'two-tower':>10}" + "".join(f"  {k:>10}" for k in base))
-    for k in keys:
-        typer.echo(f"{k:<30}  {_cell(m[k])}" + "".join(f"  {_cell(b.get(k))}" for b in base.values()))
-    typer.echo(
-        f"valid/PairAccuracy_weighted {m['valid/PairAccuracy_weighted']:.4f}; {m['events_per_s']:,.0f} history events/s"
-    )
     where = run_dir or Path(cfg.output_dir) / cfg.name
+    _print_finetune(summary)
     typer.echo(f"run directory: {where}  (metrics.json, model_card.md, scores/, checkpoints/)")
     typer.echo(f"next: argusrec rank --finetune-run {where}      # final-ranker uplift of the ARGUS score")
+
+
+def _print_finetune(summary: dict) -> None:
+    """Test PairAccuracy of the fine-tuned two-tower next to its baselines (same pairs)."""
+    m = summary["metrics"]
+    _print_metrics(m, summary["baselines"], ["test/PairAccuracy", "test/PairAccuracy_weighted", "test/pairs"])
+    valid = m["valid/PairAccuracy_weighted"]
+    typer.echo(f"valid/PairAccuracy_weighted {valid:.4f}; {m['events_per_s']:,.0f} history events/s")
+
+
+def _print_rank(summary: dict) -> None:
+    """The final rankers' test PairAccuracy and the relative gain of the ARGUS score."""
+    typer.echo(
+        f"rankers trained on the validation period ({summary['ranker_train']['groups']:,} groups, "
+        f"{summary['ranker_train']['pairs']:,} pairs), tested on the test period:"
+    )
+    typer.echo(f"{'model':<24}  {'PairAcc':>10}  {'weighted':>10}  {'pairs':>10}")
+    for name, m in summary["models"].items():
+        typer.echo(
+            f"{name:<24}  {_cell(m['test/PairAccuracy'])}  {_cell(m['test/PairAccuracy_weighted'])}  "
+            f"{_cell(m['test/pairs'])}"
+        )
+    typer.echo(
+        f"relative PairAccuracy gain of the ARGUS feature: {summary['gain_unweighted']:+.2%} "
+        f"(weighted {summary['gain']:+.2%})"
+    )
 
 
 @app.command("rank")
@@ -256,20 +275,7 @@ def rank_cmd(
     from argusrec.recipes.rank import rank
 
     summary = rank(finetune_run, out_dir=output, vectors=vectors, seed=seed)
-    typer.echo(
-        f"rankers trained on the validation period ({summary['ranker_train']['groups']:,} groups, "
-        f"{summary['ranker_train']['pairs']:,} pairs), tested on the test period:"
-    )
-    typer.echo(f"{'model':<24}  {'PairAcc':>10}  {'unweighted':>10}  {'pairs':>10}")
-    for name, m in summary["models"].items():
-        typer.echo(
-            f"{name:<24}  {_cell(m['test/PairAccuracy_weighted'])}  {_cell(m['test/PairAccuracy'])}  "
-            f"{_cell(m['test/pairs'])}"
-        )
-    typer.echo(
-        f"relative PairAccuracy gain of the ARGUS feature: {summary['gain']:+.2%} "
-        f"(unweighted {summary['gain_unweighted']:+.2%})"
-    )
+    _print_rank(summary)
     typer.echo(f"written to {output or finetune_run / 'rank'}  (metrics.json, boosters *.txt)")
 
 
@@ -310,8 +316,12 @@ def quickstart(
     seed: int = typer.Option(0, "--seed", help="Seed of the simulation and of training."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    finetune_epochs: int = typer.Option(
+        3, "--finetune-epochs", help="Fine-tuning epochs of the two-tower (0 = stop after pre-training)."
+    ),
 ) -> None:
-    """Simulate a small streaming service, pre-train argus-tiny on it, evaluate: a few minutes on a CPU."""
+    """Simulate a small streaming service, pre-train argus-tiny, fine-tune it for ranking and measure the
+    final-ranker uplift: a few minutes on a CPU."""
     from argusrec.data.simulator import SimulationConfig
     from argusrec.data.store import SequenceStore
     from argusrec.recipes.data import simulate
@@ -320,34 +330,61 @@ def quickstart(
 
     start, progress = time.perf_counter(), _progress(no_progress)
     data_dir, run_dir = output / "data", output / "run"
-    typer.echo(f"1/3 simulating {events:,} events of a music-streaming service (seed {seed}) -> {data_dir}")
+    steps = 3 if finetune_epochs == 0 else 5
+    typer.echo(f"1/{steps} simulating {events:,} events of a music-streaming service (seed {seed}) -> {data_dir}")
     _print_report(simulate(SimulationConfig(n_events=events, seed=seed), data_dir, overwrite=True, progress=progress))
     schema = SequenceStore.open(data_dir).schema
     typer.echo(f"    context: {', '.join(schema.context)}; feedback: {', '.join(schema.feedback)}")
     cfg = quickstart_config(data_dir, epochs=epochs, seed=seed, device=device)
     typer.echo(
-        f"2/3 pre-training {cfg.name} (ARGUS {cfg.argus.variant}, {cfg.model.layers} layers, width {cfg.model.dim}) "
-        f"for up to {cfg.train.epochs} epochs -> {run_dir}"
+        f"2/{steps} pre-training {cfg.name} (ARGUS {cfg.argus.variant}, {cfg.model.layers} layers, "
+        f"width {cfg.model.dim}) for up to {cfg.train.epochs} epochs -> {run_dir}"
     )
     summary = pretrain(cfg, run_dir=fresh_run_dir(run_dir), progress=progress)
     m = summary["metrics"]
-    typer.echo(f"3/3 test period (the last {cfg.data.test_fraction:.0%} of time; model chosen on validation):")
+    typer.echo(f"3/{steps} test period (the last {cfg.data.test_fraction:.0%} of time; model chosen on validation):")
     _print_metrics(m, reference_columns(cfg, summary["popularity_baseline"]), headline_keys(m))
     typer.echo(
         "lower is better: NIP_loss, FP_NE (< 1 beats the signal's base rate); higher: NDCG, FP_AUC (0.5: chance);\n"
         "popularity: item frequencies / per-item feedback rates of the training period; oracle: the simulator's true\n"
         "probabilities (what no model can beat on average; its NIP_loss on a sample of test events)"
     )
-    minutes, seconds = divmod(round(time.perf_counter() - start), 60)
     typer.echo(
         f"{summary['epochs_run']} epochs (best on validation: epoch {summary['best_epoch']}, counting from 0), "
-        f"{m['events_per_s']:,.0f} training events/s; wall time {minutes}m{seconds:02d}s"
+        f"{m['events_per_s']:,.0f} training events/s"
     )
     typer.echo(f"run directory: {run_dir}  (metrics.json with validation too, model_card.md, checkpoints/best.pt)")
+    if finetune_epochs > 0:
+        _quickstart_finetune(run_dir, output / "finetune", finetune_epochs, device, progress)
+    minutes, seconds = divmod(round(time.perf_counter() - start), 60)
+    typer.echo(f"wall time {minutes}m{seconds:02d}s")
     typer.echo("next:")
     typer.echo(f"  argusrec evaluate {run_dir}      # re-evaluate the best checkpoint")
     typer.echo(f"  argusrec data describe {data_dir}      # the simulated data in detail")
     typer.echo(f"  argusrec pretrain --config argus-3m --set data.path={data_dir}      # bigger (`argusrec presets`)")
+    if finetune_epochs > 0:
+        typer.echo(f"  argusrec finetune --pretrained {run_dir} --set finetune.checkpoint=null      # no pre-training")
+
+
+def _quickstart_finetune(run_dir: Path, ft_dir: Path, epochs: int, device: str, progress: bool) -> None:
+    """Quickstart steps 4-5: fine-tune the pre-trained run as a two-tower ranker, then the final-ranker uplift."""
+    from argusrec.ranker import lightgbm_available
+    from argusrec.recipes.finetune import finetune, finetune_config
+    from argusrec.recipes.quickstart import fresh_run_dir
+    from argusrec.recipes.rank import rank
+
+    cfg = finetune_config(run_dir, [f"train.epochs={epochs}", "finetune.lag=3600", f"train.device={device}"])
+    typer.echo(
+        f"4/5 fine-tuning a two-tower pairwise ranker from it ({epochs} epochs, user state >= 1 h before each "
+        f"request) -> {ft_dir}"
+    )
+    _print_finetune(finetune(cfg, run_dir=fresh_run_dir(ft_dir), progress=progress))
+    if not lightgbm_available():
+        typer.echo("5/5 skipped: LightGBM is not installed (pip install 'argusrec[ranker]')")
+        return
+    typer.echo("5/5 final ranker (LightGBM) with and without the ARGUS score:")
+    _print_rank(rank(ft_dir))
+    typer.echo(f"fine-tuning run: {ft_dir}  (metrics.json, model_card.md, scores/, rank/)")
 
 
 def _print_report(report: BuildReport, rejects: Path | None = None) -> None:

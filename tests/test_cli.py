@@ -131,8 +131,25 @@ def _row(stdout: str, metric: str) -> list[str]:
 
 def test_quickstart_simulates_pretrains_and_evaluates(tmp_path: Path) -> None:
     out, run_dir = tmp_path / "qs", tmp_path / "qs" / "run"
-    r = run("quickstart", "--output", str(out), "--events", "10000", "--epochs", "1", "--no-progress")
+    r = run(
+        "quickstart",
+        "--output",
+        str(out),
+        "--events",
+        "10000",
+        "--epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
+    # steps 4-5: fine-tuning (two-tower PairAccuracy next to popularity and oracle) and the final rankers
+    assert "4/5 fine-tuning a two-tower pairwise ranker" in r.stdout and "5/5 final ranker" in r.stdout
+    two_tower, pop_pa, oracle_pa = map(float, _row(r.stdout, "test/PairAccuracy"))
+    assert 0 <= two_tower <= 1 and 0 <= pop_pa <= 1 and oracle_pa > 0.6  # true affinities order pairs well
+    assert len(_row(r.stdout, "ranker+argus")) == 3 and "relative PairAccuracy gain of the ARGUS feature" in r.stdout
+    assert (out / "finetune" / "metrics.json").is_file() and (out / "finetune" / "rank").is_dir()
     assert "10,000 events" in r.stdout and "context: surface, device; feedback: played_ratio, skip, like" in r.stdout
     header = next(line.split() for line in r.stdout.splitlines() if line.startswith("metric "))
     assert header == ["metric", "model", "popularity", "oracle"]
@@ -144,7 +161,7 @@ def test_quickstart_simulates_pretrains_and_evaluates(tmp_path: Path) -> None:
     assert _row(r.stdout, "test/NDCG@10_positive")[1:] == ["-", "-"]  # no reference has it: the columns say so
     for metric in ("test/NDCG@10_positive", "test/FP_NE/like", "test/FP_AUC/played_ratio"):
         assert 0 <= float(_row(r.stdout, metric)[0]) < 10, metric
-    assert "training events/s; wall time" in r.stdout
+    assert "training events/s" in r.stdout and "wall time " in r.stdout
     assert f"run directory: {run_dir}" in r.stdout and f"argusrec evaluate {run_dir}" in r.stdout
     for name in ("metrics.json", "model_card.md", "checkpoints/best.pt", "config.yaml"):
         assert (run_dir / name).is_file(), name
