@@ -219,6 +219,7 @@ class Bench:
         from argusrec.data.store import SequenceStore
         from argusrec.eval.argus_eval import popularity_nip_loss
         from argusrec.eval.oracle import oracle_feedback_metrics, oracle_nip, popularity_feedback_metrics
+        from argusrec.recipes.pretrain import feedback_ranges
         from argusrec.recipes.train import make_split
 
         store = SequenceStore.open(data)
@@ -227,10 +228,12 @@ class Bench:
         ctx["split"] = split.summary()
         t = time.perf_counter()
         train_freq = item_frequencies(store.items, store.n_items, mask=split.event_roles() == EventRole.TRAIN)
+        feedback = {s: store.schema.feedback_kind(s).value for s in store.schema.feedback}
+        ranges, _ = feedback_ranges(store, split, feedback, feedback)  # the map the ARGUS runs use (e.g. stars)
         pop: dict[str, Any] = {}
         for role in ("valid", "test"):
             pop.update(popularity_nip_loss(store, split, role, train_freq))
-            pop.update(popularity_feedback_metrics(store, split, role))
+            pop.update(popularity_feedback_metrics(store, split, role, feedback_ranges=ranges))
         ctx["popularity"] = pop
         if not self.done(dataset, "popularity"):
             self.put(

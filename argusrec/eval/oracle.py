@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from argusrec.data.simulator import (
     LIBRARY,
@@ -52,6 +53,7 @@ from argusrec.data.splits import EvalRole, EventRole, Split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.feedback import CONTINUOUS_AUC_THRESHOLD, feedback_metrics, roc_auc
+from argusrec.nn.feedback_scale import FeedbackRange, scale_feedback
 
 __all__ = [
     "TRUTH_COLUMNS",
@@ -147,14 +149,28 @@ def oracle_feedback_metrics(store: SequenceStore, split: Split, role: EvalRole) 
 
 
 def popularity_feedback_metrics(
-    store: SequenceStore, split: Split, role: EvalRole, *, smoothing: float = 20.0, signals: Sequence[str] | None = None
+    store: SequenceStore,
+    split: Split,
+    role: EvalRole,
+    *,
+    smoothing: float = 20.0,
+    signals: Sequence[str] | None = None,
+    feedback_ranges: Mapping[str, FeedbackRange] | None = None,
 ) -> dict[str, float]:
     """FP metrics of the popularity baseline on the ``role`` period's events.
 
     Each item predicts its training-period mean of the signal shrunk toward the global training mean with
     ``smoothing`` pseudo-events: ``(sum_i + k·mean) / (n_i + k)``; items never trained on predict the mean.
-    Works on any store with feedback columns (NaN labels are skipped in the means too).
+    Works on any store with feedback columns (NaN labels are skipped in the means too). Continuous signals
+    outside [0, 1] are first mapped by ``feedback_ranges`` (the ARGUS run's,
+    :func:`argusrec.recipes.pretrain.feedback_ranges`), so the baseline is scored on the model's labels.
     """
+    ranges = dict(feedback_ranges or {})
+
+    def column(s: str, rows: np.ndarray) -> np.ndarray:
+        values = torch.from_numpy(np.asarray(store[s][rows], dtype=np.float32))
+        return scale_feedback(values, ranges.get(s)).double().numpy()
+
     if smoothing < 0:
         raise ValueError(f"smoothing must be >= 0, got {smoothing}")
     signals = list(store.schema.feedback if signals is None else signals)
@@ -164,7 +180,7 @@ def popularity_feedback_metrics(
     items_eval = np.asarray(store.items[rows], dtype=np.int64)
     probs, labels, kinds = {}, {}, {}
     for s in signals:
-        y = np.asarray(store[s][train], dtype=np.float64)
+        y = column(s, train)
         seen = ~np.isnan(y)
         total = np.bincount(items_train[seen], weights=y[seen], minlength=store.n_items + 1)
         count = np.bincount(items_train[seen], minlength=store.n_items + 1).astype(np.float64)
@@ -172,7 +188,7 @@ def popularity_feedback_metrics(
         per_item = (total + smoothing * mean) / np.maximum(count + smoothing, 1e-12)
         per_item[count + smoothing == 0] = mean
         probs[s] = np.clip(per_item[items_eval], 0.0, 1.0)
-        labels[s] = np.asarray(store[s][rows], dtype=np.float64)
+        labels[s] = column(s, rows)
         kinds[s] = store.schema.feedback_kind(s).value
     return feedback_metrics(probs, labels, kinds, prefix=f"{role}/")
 

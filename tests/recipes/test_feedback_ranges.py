@@ -112,6 +112,22 @@ def test_range_is_fitted_on_the_training_period_only(stars: Path) -> None:
     assert feedback_ranges(store, split, feedback, fp_kinds) == (ranges, notes)  # deterministic
 
 
+def test_popularity_feedback_baseline_reads_labels_through_the_map(stars: Path) -> None:
+    """The FP popularity baseline is scored on the labels the model is scored on: stars mapped onto [0, 1]."""
+    from argusrec.eval.oracle import popularity_feedback_metrics
+
+    store = SequenceStore.open(stars)
+    cfg = _config(stars)
+    _, feedback, fp_kinds, _ = data_parts(cfg, store)
+    split = make_split(store, cfg)
+    ranges, _ = feedback_ranges(store, split, feedback, fp_kinds)
+    with pytest.raises(ValueError, match="soft labels must lie in"):
+        popularity_feedback_metrics(store, split, "valid")  # raw stars are no soft labels
+    m = popularity_feedback_metrics(store, split, "valid", feedback_ranges=ranges)
+    assert {"valid/FP_NE/rating", "valid/FP_AUC/like"} <= set(m)
+    assert all(np.isfinite(v) for k, v in m.items() if "/FP_NE/" in k)
+
+
 def test_fp_labels_outside_unit_interval_without_a_map_are_refused(tmp_path: Path) -> None:
     """Training ratios in [0, 1] (identity) but 1.5 later: refused before training, on every device."""
     n = 400
