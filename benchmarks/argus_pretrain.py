@@ -467,9 +467,14 @@ class Bench:
 
 
 def _preset_size(name: str) -> float:
-    return {"argus-tiny": 0.0, "argus-3m": 3.0, "argus-30m": 30.0, "argus-300m": 300.0, "argus-1b": 1000.0}.get(
-        name, 1e9
-    )
+    return {
+        "argus-tiny": 0.0,
+        "argus-1m": 1.0,
+        "argus-3m": 3.0,
+        "argus-30m": 30.0,
+        "argus-300m": 300.0,
+        "argus-1b": 1000.0,
+    }.get(name, 1e9)
 
 
 def _parameters(config: Any) -> dict[str, int]:
