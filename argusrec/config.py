@@ -102,6 +102,11 @@ class TrainConfig(_Config):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     compile: bool = False
+    activation_checkpointing: bool = Field(
+        False,
+        description="recompute each transformer block's activations in the backward pass instead of storing them: "
+        "less memory (long histories, argus-1b full), about one more forward pass per step; results unchanged",
+    )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (smoke runs)")
     log_every: int = Field(50, ge=1, description="optimizer steps between loss log lines")

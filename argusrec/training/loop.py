@@ -63,7 +63,17 @@ BEST = "best.pt"
 #: FSDP runs resume from this distributed-checkpoint directory (next to ``last.pt``) instead of ``last.pt``.
 LAST_DCP = "last.dcp"
 #: Settings that may change between a run and its resumption without breaking exactness.
-_FREE_TO_CHANGE = {"max_steps", "log_every", "num_threads", "compile", "device", "patience", "epochs", "strategy"}
+_FREE_TO_CHANGE = {
+    "max_steps",
+    "log_every",
+    "num_threads",
+    "compile",
+    "device",
+    "patience",
+    "epochs",
+    "strategy",
+    "activation_checkpointing",
+}
 
 
 class Batches(Protocol):
@@ -287,6 +297,7 @@ def fit(
         if ctx.is_main
         else _NoLogs()
     )
+    set_activation_checkpointing(model, train.activation_checkpointing)
     # The compiled wrapper runs the forward passes; ``model`` keeps the state_dict keys checkpoints use.
     forward_model: nn.Module = torch.compile(model) if train.compile else model  # type: ignore[assignment]
     max_steps = train.max_steps
@@ -652,3 +663,15 @@ def _restore(
     # Last: nothing above may draw random numbers after the generators are put back.
     set_rng_state(ckpt["rng"])
     return state, [dict(h) for h in ckpt.get("history", [])]
+
+
+def set_activation_checkpointing(model: nn.Module, on: bool) -> int:
+    """Switch activation checkpointing on every encoder of ``model`` that supports it (modules with an
+    ``activation_checkpointing`` attribute, e.g. :class:`~argusrec.nn.transformer.TransformerEncoder`); returns how
+    many were set. With ``on`` and none found this is an error: the setting would silently do nothing."""
+    found = [m for m in model.modules() if hasattr(m, "activation_checkpointing")]
+    for m in found:
+        setattr(m, "activation_checkpointing", on)  # noqa: B010 - modules of several classes
+    if on and not found:
+        raise ArgusrecError(f"train.activation_checkpointing: {type(model).__name__} has no encoder that supports it")
+    return len(found)
