@@ -418,11 +418,7 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         "pretrained": str(pretrained) if pretrained is not None else None,
         "notes": notes,
         "feedback_ranges": {s: r.as_dict() for s, r in ranges.items()},
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "steps": result.steps,
-        "stopped_early": result.stopped_early,
-        "train_seconds": result.seconds,
+        **result.progress(),
         "seconds": time.perf_counter() - start,
         "parameters": count_parameters(model)[0],
     }

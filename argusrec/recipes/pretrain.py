@@ -27,6 +27,7 @@ import json
 import logging
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -193,30 +194,29 @@ def log_chunking(lengths: np.ndarray, kept: int, max_len: int, max_chunks_per_us
         )  # fmt: skip
 
 
-def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the whole recipe; returns the summary (also written to ``<run dir>/metrics.json``).
+@dataclass
+class ArgusTraining:
+    """What pre-training fits (:func:`argus_training`): the recipe, the distributed tests and benchmarks share it."""
 
-    Summary keys: ``metrics`` (valid and test NIP / FP metrics, ``events_per_s``), ``popularity_baseline``
-    (``<role>/NIP_loss`` of add-one-smoothed training popularity), ``notes`` (what the data disabled, how continuous
-    feedback was mapped), ``feedback_ranges`` (signal -> ``{lo, hi, log1p}``, :func:`feedback_ranges`),
-    ``best_epoch``, ``epochs_run``, ``steps``, ``stopped_early``, ``train_seconds``, ``seconds``, ``parameters`` (all)
-    and ``transformer_parameters`` (outside embedding tables, the size the article quotes).
-    """
-    start = time.perf_counter()
-    store = SequenceStore.open(config.data.path)
-    check_argus_config(config, store)
-    context, feedback, fp_kinds, notes = data_parts(config, store)
-    split = make_split(store, config)
-    ranges, range_notes = feedback_ranges(store, split, feedback, fp_kinds)  # checks the FP labels up front
-    notes += range_notes
-    for line in notes:
-        log.warning(line)  # a warning: shown even when the caller configured no logging
-    run_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
-    _prepare_run_dir(run_dir, config)
-    torch.manual_seed(config.train.seed)
-    device = distributed.setup(config.train).device  # under torchrun: this rank's device
+    model: Argus
+    task: ArgusTask
+    batches: ChunkBatches
+    train_freq: np.ndarray  # (V + 1,) item counts of the training NIP targets (the in-batch sampler's distribution)
+
+
+def argus_training(
+    config: RunConfig,
+    store: SequenceStore,
+    split: Split,
+    context: list[str],
+    feedback: dict[str, str],
+    fp_kinds: dict[str, str],
+    ranges: dict[str, FeedbackRange],
+    device: torch.device,
+) -> ArgusTraining:
+    """The model, the NIP + FP task and the training batches of a run (after :func:`data_parts` and
+    :func:`feedback_ranges`); seed torch first for reproducible initial weights."""
     a = config.argus
-
     # Item frequencies of the *training* NIP targets only (logQ must not see evaluation periods, §3).
     train_rows = split.event_roles() == EventRole.TRAIN
     if a.nip_on == "positives":
@@ -261,6 +261,33 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         n=None,  # pad each batch to its longest chunk; with length buckets that is little padding
         bucket=config.train.bucket_batches,
     )
+    return ArgusTraining(model, task, batches, train_freq)
+
+
+def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the whole recipe; returns the summary (also written to ``<run dir>/metrics.json``).
+
+    Summary keys: ``metrics`` (valid and test NIP / FP metrics, ``events_per_s``), ``popularity_baseline``
+    (``<role>/NIP_loss`` of add-one-smoothed training popularity), ``notes`` (what the data disabled, how continuous
+    feedback was mapped), ``feedback_ranges`` (signal -> ``{lo, hi, log1p}``, :func:`feedback_ranges`),
+    ``best_epoch``, ``epochs_run``, ``steps``, ``stopped_early``, ``train_seconds``, ``seconds``, ``parameters`` (all)
+    and ``transformer_parameters`` (outside embedding tables, the size the article quotes).
+    """
+    start = time.perf_counter()
+    store = SequenceStore.open(config.data.path)
+    check_argus_config(config, store)
+    context, feedback, fp_kinds, notes = data_parts(config, store)
+    split = make_split(store, config)
+    ranges, range_notes = feedback_ranges(store, split, feedback, fp_kinds)  # checks the FP labels up front
+    notes += range_notes
+    for line in notes:
+        log.warning(line)  # a warning: shown even when the caller configured no logging
+    run_dir = Path(run_dir) if run_dir is not None else Path(config.output_dir) / config.name
+    _prepare_run_dir(run_dir, config)
+    torch.manual_seed(config.train.seed)
+    device = distributed.setup(config.train).device  # under torchrun: this rank's device
+    t = argus_training(config, store, split, context, feedback, fp_kinds, ranges, device)
+    model, task, batches, train_freq = t.model, t.task, t.batches, t.train_freq
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return evaluate_argus_roles(
@@ -284,11 +311,7 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
         "popularity_baseline": baseline,
         "notes": notes,
         "feedback_ranges": {s: r.as_dict() for s, r in ranges.items()},
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "steps": result.steps,
-        "stopped_early": result.stopped_early,
-        "train_seconds": result.seconds,
+        **result.progress(),
         "seconds": time.perf_counter() - start,
         "parameters": count_parameters(model)[0],
         "transformer_parameters": transformer_parameters(model),

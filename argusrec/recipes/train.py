@@ -114,11 +114,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     summary = {
         "metrics": metrics,
         "popularity_baseline": baseline,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "steps": result.steps,
-        "stopped_early": result.stopped_early,
-        "train_seconds": result.seconds,
+        **result.progress(),
         "seconds": seconds,
     }
     if distributed.is_main():

@@ -112,6 +112,17 @@ class FitResult:
     last_checkpoint: Path | None = None
     best_checkpoint: Path | None = None
 
+    def progress(self) -> dict[str, Any]:
+        """The run-summary keys every recipe reports: ``best_epoch``, ``epochs_run``, ``steps``, ``stopped_early``,
+        ``train_seconds``."""
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "steps": self.steps,
+            "stopped_early": self.stopped_early,
+            "train_seconds": self.seconds,
+        }
+
 
 @dataclass
 class _Window:

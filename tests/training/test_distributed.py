@@ -82,13 +82,9 @@ def _components(config: RunConfig) -> tuple[Any, Any, ChunkBatches, Any]:
     """Model, task, batches and evaluate exactly as the pretrain recipe builds them (same seed, same order)."""
     from typing import cast
 
-    from argusrec.data.batching import chunk_ranges
-    from argusrec.data.negatives import item_frequencies
-    from argusrec.data.splits import EventRole
     from argusrec.data.store import SequenceStore
     from argusrec.models.argus import Argus
-    from argusrec.models.argus_task import ArgusTask
-    from argusrec.recipes.pretrain import argus_model_for, data_parts, evaluate_argus_roles
+    from argusrec.recipes.pretrain import argus_training, data_parts, evaluate_argus_roles, feedback_ranges
     from argusrec.recipes.train import make_split
 
     store = SequenceStore.open(config.data.path)
@@ -96,43 +92,15 @@ def _components(config: RunConfig) -> tuple[Any, Any, ChunkBatches, Any]:
     torch.manual_seed(config.train.seed)
     device = distributed.setup(config.train).device
     split = make_split(store, config)
-    a = config.argus
-    train_freq = item_frequencies(store.items, store.n_items, mask=split.event_roles() == EventRole.TRAIN)
-    lo, hi = split.train_ranges()
-    chunks = chunk_ranges(lo, hi, config.data.max_len, max_chunks_per_user=config.data.max_chunks_per_user)
-    model = argus_model_for(config, store, context, feedback)
-    task = ArgusTask(
-        n_items=store.n_items,
-        context_fields=context,
-        feedback_inputs=list(feedback),
-        fp_kinds=fp_kinds,
-        uniform_negatives=config.loss.uniform_negatives,
-        in_batch_negatives=config.loss.in_batch_negatives,
-        item_freq=torch.from_numpy(train_freq),
-        logq=config.loss.logq,
-        similarity=config.loss.similarity,
-        nip_on=a.nip_on,
-        positive_signal=a.positive_signal,
-        positive_threshold=a.positive_threshold,
-        fp_weights=a.fp_weights,
-        nip_weight=a.nip_weight,
-        check_labels=True,
-        seed=config.train.seed,
-    )
-    batches = ChunkBatches(
-        store,
-        chunks,
-        batch_size=config.train.batch_size,
-        columns=task.columns(),
-        seed=config.train.seed,
-        n=None,
-        bucket=config.train.bucket_batches,
-    )
+    ranges, _ = feedback_ranges(store, split, feedback, fp_kinds)
+    t = argus_training(config, store, split, context, feedback, fp_kinds, ranges, device)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
-        return evaluate_argus_roles(cast(Argus, m), store, split, config, list(fp_kinds), ("valid",), device)
+        return evaluate_argus_roles(
+            cast(Argus, m), store, split, config, list(fp_kinds), ("valid",), device, feedback_ranges=ranges
+        )
 
-    return model, task, batches, evaluate
+    return t.model, t.task, t.batches, evaluate
 
 
 def _resume_run(config: RunConfig, run_dir: Path, max_steps: int | None) -> Any:
