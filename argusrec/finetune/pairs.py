@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from argusrec.config import GradeRule, PairConfig
 from argusrec.data.batching import concat_aranges
 from argusrec.data.schema import NO_REQUEST, REQUEST_ID, TIMESTAMP
 from argusrec.data.store import SequenceStore
@@ -55,7 +55,6 @@ from argusrec.errors import ArgusrecError
 
 __all__ = ["GradeRule", "PairConfig", "Pairs", "build_pairs", "grade_events", "impression_rows"]
 
-GroupBy = Literal["auto", "request", "window"]
 _OPS = {
     ">=": np.greater_equal,
     ">": np.greater,
@@ -63,111 +62,6 @@ _OPS = {
     "<": np.less,
     "==": np.equal,
 }
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GradeRule(_Config):
-    """``grade`` when ``signal op value`` (NaN = not observed never matches)."""
-
-    grade: str
-    signal: str
-    op: Literal[">=", ">", "<=", "<", "=="] = ">="
-    value: float = 0.5
-
-
-class PairConfig(_Config):
-    """How impressions are found, graded, grouped and paired (module docstring)."""
-
-    grades: dict[str, float] = Field(description="grade name -> level; higher = better feedback")
-    rules: tuple[GradeRule, ...] = Field(description="tried in order; the first that holds gives the grade")
-    default_grade: str | None = Field(None, description="grade when no rule holds; None = ungraded (no pairs)")
-    weights: dict[str, float] = Field(default_factory=dict, description="'better>worse' -> pair weight")
-    default_weight: float | None = Field(1.0, ge=0, description="weight of pairs not in `weights`; None = level gap")
-    group_by: GroupBy = "auto"
-    window_s: int = Field(3600, ge=1, description="group_by=window: window length in seconds")
-    impression_context: dict[str, tuple[str | int, ...]] = Field(
-        default_factory=dict, description="context column -> values marking recommendation traffic (names or codes)"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> PairConfig:
-        if len(self.grades) < 2:
-            raise ValueError(f"grades needs at least two grades to form pairs, got {sorted(self.grades)}")
-        known = set(self.grades)
-        named = [r.grade for r in self.rules] + ([self.default_grade] if self.default_grade is not None else [])
-        unknown = sorted({g for g in named if g not in known})
-        if unknown:
-            raise ValueError(f"rules / default_grade name unknown grades {unknown}; grades: {sorted(known)}")
-        if not self.rules:
-            raise ValueError("rules must hold at least one GradeRule (which feedback makes which grade)")
-        for key, w in self.weights.items():
-            better, sep, worse = key.partition(">")
-            if not sep or better not in known or worse not in known:
-                raise ValueError(f"weights key {key!r} must be 'better>worse' with known grades {sorted(known)}")
-            if self.grades[better] <= self.grades[worse]:
-                raise ValueError(f"weights key {key!r}: {better!r} must have a higher level than {worse!r}")
-            if w < 0:
-                raise ValueError(f"weights[{key!r}] must be >= 0, got {w}")
-        return self
-
-    @classmethod
-    def music(cls, **overrides: object) -> PairConfig:
-        """The music-streaming default for the simulator's signals (``like``, ``dislike``, ``skip``).
-
-        like (3) > listen (2, nothing else) > skip (1) > dislike (0); a like against a skip weighs 3, a listen
-        against a skip 1 (ARGUS.md §5: like-vs-skip weighs more than listen-vs-skip).
-        """
-        args: dict[str, object] = dict(
-            grades={"like": 3.0, "listen": 2.0, "skip": 1.0, "dislike": 0.0},
-            rules=(
-                GradeRule(grade="like", signal="like"),
-                GradeRule(grade="dislike", signal="dislike"),
-                GradeRule(grade="skip", signal="skip"),
-            ),
-            default_grade="listen",
-            weights={
-                "like>skip": 3.0,
-                "like>dislike": 4.0,
-                "like>listen": 1.0,
-                "listen>skip": 1.0,
-                "listen>dislike": 2.0,
-                "skip>dislike": 1.0,
-            },
-        )
-        args.update(overrides)
-        return cls.model_validate(args)
-
-    @classmethod
-    def binary(cls, signal: str, threshold: float = 0.5, **overrides: object) -> PairConfig:
-        """Two grades from one signal: ``positive`` (``signal >= threshold``) beats ``negative`` (observed, below)."""
-        args: dict[str, object] = dict(
-            grades={"positive": 1.0, "negative": 0.0},
-            rules=(
-                GradeRule(grade="positive", signal=signal, op=">=", value=threshold),
-                GradeRule(grade="negative", signal=signal, op="<", value=threshold),
-            ),
-        )
-        args.update(overrides)
-        return cls.model_validate(args)
-
-    # ------------------------------------------------------------------------------------------ derived
-    @property
-    def grade_names(self) -> list[str]:
-        return list(self.grades)
-
-    def weight_matrix(self) -> np.ndarray:
-        """(K, K) float64 weight of a pair (better grade k, worse grade l); 0 where k is not better than l."""
-        names = self.grade_names
-        level = np.array([self.grades[n] for n in names], dtype=np.float64)  # (K,)
-        gap = level[:, None] - level[None, :]  # (K, K)
-        w = np.where(gap > 0, gap if self.default_weight is None else self.default_weight, 0.0)
-        for key, value in self.weights.items():
-            better, _, worse = key.partition(">")
-            w[names.index(better), names.index(worse)] = value
-        return w
 
 
 @dataclass(frozen=True, eq=False)  # arrays have no single truth value for ==
