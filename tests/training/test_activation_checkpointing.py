@@ -8,6 +8,7 @@ import torch
 from argusrec.config import LossConfig, ModelConfig, TrainConfig
 from argusrec.errors import ArgusrecError
 from argusrec.models.builders import build_model
+from argusrec.nn import transformer
 from argusrec.training.loop import _FREE_TO_CHANGE, set_activation_checkpointing
 from tests.training import TinyModel
 
@@ -30,9 +31,19 @@ def _loss_and_grads(kind: str, on: bool) -> tuple[torch.Tensor, dict[str, torch.
 
 
 @pytest.mark.parametrize("kind", ["sasrec", "hstu"])
-def test_checkpointing_changes_no_loss_or_gradient(kind: str) -> None:
+def test_checkpointing_changes_no_loss_or_gradient(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def counting(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    real = transformer.checkpoint
+    monkeypatch.setattr(transformer, "checkpoint", counting)
     loss_off, grads_off = _loss_and_grads(kind, False)
+    assert calls == []
     loss_on, grads_on = _loss_and_grads(kind, True)
+    assert len(calls) == 2  # both blocks really were recomputed through torch.utils.checkpoint
     assert torch.equal(loss_off, loss_on)
     assert grads_off.keys() == grads_on.keys() and len(grads_on) > 4
     for name in grads_off:
