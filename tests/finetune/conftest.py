@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,8 @@ def sim_store(tmp_path_factory: pytest.TempPathFactory) -> SequenceStore:
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: CI cores are shared, and oversubscribed threads are much slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread: None) -> None:
+    """Every fine-tuning test runs with one torch thread (tests/conftest.py)."""
 
 
 def make_argus(store: SequenceStore, variant: str = "simplified", *, seed: int = 0, **kw: object) -> Argus:

@@ -29,13 +29,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> SequenceStore:
     return SequenceStore.open(path)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    """One torch thread: the CI machine's cores are shared, and oversubscribed threads are ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _kinds(store: SequenceStore) -> dict[str, str]:

@@ -30,12 +30,7 @@ from tests.recipes.test_pretrain import TINY
 HUGE = 500.0  # a corrupt rating in the test period only
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -219,14 +219,6 @@ def _check_run(out: Path, data: Path, strategy: str) -> None:
         )
 
 
-@pytest.fixture
-def one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_ddp_two_processes_learn_stay_identical_and_resume_exactly(launched: Path, data: Path, one_thread: Any) -> None:
     out = launched / "ddp"
     printed = [(out / f"cli_output_rank{r}.txt").read_text() for r in range(WORLD)]
