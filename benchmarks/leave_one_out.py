@@ -214,6 +214,8 @@ class Runner:
         self.args, self.records = args, records
         self.work = Path(args.workdir)
         self.lock = threading.Lock()  # --jobs > 1: runs finish in worker threads
+        self.ran_on = _ran_on(args)
+        self.where = _where({"ran_on": self.ran_on})
         self.tps: dict[tuple[str, str], float] = {}  # (model, family) -> training targets/s measured here
         for r in records:
             if r["metrics"].get("events_per_s") and r["model"] in PRIOR_TPS:
@@ -221,15 +223,8 @@ class Runner:
 
     def done(self, dataset: str, model: str, seed: int) -> bool:
         """A record exists for this (dataset, model, seed) on this benchmark's device kind."""
-        kind = self.ran_on[:3] == "cpu"
-        return any(
-            r["dataset"] == dataset
-            and r["model"] == model
-            and r["seed"] == seed
-            and r["metrics"]
-            and (r.get("ran_on", "cpu")[:3] == "cpu") == kind
-            for r in self.records
-        )
+        key = (dataset, model, seed, self.where)
+        return any(r["metrics"] and (r["dataset"], r["model"], r["seed"], _where(r)) == key for r in self.records)
 
     def save(self) -> None:
         write_results(BENCH, self.records)
@@ -321,25 +316,13 @@ class Runner:
             **load,
         )
 
-    @property
-    def ran_on(self) -> str:
-        if self.args.device == "cpu":
-            return f"cpu ({self.args.threads} cores)"
-        import torch
-
-        name = torch.cuda.get_device_name() if torch.cuda.is_available() else self.args.device
-        return f"{name}, {self.args.jobs} runs sharing it, {self.args.threads} CPU threads each"
-
     def rectools(self, dataset: str, data: Path, seed: int) -> dict:
         if self.args.device != "cpu":
             raise RuntimeError("RecTools runs on the CPU only here (its environment is not on the GPU machine)")
         ours = [
             r
             for r in self.records
-            if r["dataset"] == dataset
-            and r["model"] == "sasrec"
-            and r["seed"] == seed
-            and r.get("ran_on", "cpu")[:3] == "cpu"
+            if (r["dataset"], r["model"], r["seed"], _where(r)) == (dataset, "sasrec", seed, "cpu")
         ]
         if not ours or "epochs_run" not in ours[-1]:
             raise RuntimeError("needs our sasrec on the same dataset and seed first (same epochs)")
@@ -511,6 +494,16 @@ def main() -> None:
 
 def _fmt(m: dict, key: str) -> str:
     return f"{m[key]:.4f}" if key in m else "—"
+
+
+def _ran_on(args: argparse.Namespace) -> str:
+    """Where this invocation trains, as its records say it."""
+    if args.device == "cpu":
+        return f"cpu ({args.threads} cores)"
+    import torch
+
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else args.device
+    return f"{name}, {args.jobs} runs sharing it, {args.threads} CPU threads each"
 
 
 def _where(r: dict) -> str:
