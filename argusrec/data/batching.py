@@ -362,8 +362,15 @@ class ChunkBatches:
         total = len(self)
         if not 0 <= start_batch <= total:
             raise ValueError(f"start_batch must be in [0, {total}], got {start_batch}")
+        return self.selected_ids(epoch, range(start_batch, total))
+
+    def selected_ids(self, epoch: int, batches: Sequence[int]) -> Iterator[np.ndarray]:
+        """(B,) chunk ids of batches ``batches`` (indices into the epoch's order) of ``epoch``, in the given order."""
+        total = len(self)
         ids = self.order(epoch)
-        for i in range(start_batch, total):
+        for i in batches:
+            if not 0 <= i < total:
+                raise ValueError(f"batch index must be in [0, {total}), got {i}")
             yield ids[i * self.batch_size : (i + 1) * self.batch_size]
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
@@ -376,12 +383,8 @@ class ChunkBatches:
 
         Data-parallel training uses it to read one rank's share of an epoch without assembling the rest.
         """
-        total = len(self)
-        ids = self.order(epoch)
-        for i in batches:
-            if not 0 <= i < total:
-                raise ValueError(f"batch index must be in [0, {total}), got {i}")
-            yield self._assemble(ids[i * self.batch_size : (i + 1) * self.batch_size])
+        for ids in self.selected_ids(epoch, batches):
+            yield self._assemble(ids)
 
     def _assemble(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         part = self.chunks.take(ids)

@@ -331,7 +331,15 @@ class ImpressionBatches:
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
         for ids in self._order.batch_ids(epoch, start_batch):
-            yield assemble_finetune_batch(self.store, self.chunks, ids, columns=self.columns, n=self.n, m=self.m)
+            yield self._assemble(ids)
+
+    def select(self, epoch: int, batches: Sequence[int]) -> Iterator[dict[str, np.ndarray]]:
+        """Only batches ``batches`` of ``epoch``: one data-parallel rank's share, the rest never assembled."""
+        for ids in self._order.selected_ids(epoch, batches):
+            yield self._assemble(ids)
+
+    def _assemble(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        return assemble_finetune_batch(self.store, self.chunks, ids, columns=self.columns, n=self.n, m=self.m)
 
 
 # ---------------------------------------------------------------------------------------------- loss

@@ -104,6 +104,22 @@ def test_batch_pairs_index_the_right_items(sim_store: SequenceStore, chunks) -> 
     assert batch["timestamp"][b, col] == batch["imp_time"][b, slot]
 
 
+def test_select_reads_one_ranks_share_without_the_rest(sim_store: SequenceStore, chunks) -> None:
+    """A data-parallel rank reads batches 1, 3 of the epoch through ``select``: the same arrays as the epoch's."""
+    model = TwoTower(make_argus(sim_store))
+    source = ImpressionBatches(
+        sim_store, chunks, batch_size=3, columns=PairwiseTask.columns(model), shuffle=True, seed=4, bucket=2
+    )
+    assert len(source) >= 4
+    every = list(source.epoch(1))
+    picked = list(source.select(1, [3, 1]))
+    for got, want in zip(picked, [every[3], every[1]], strict=True):
+        assert got.keys() == want.keys()
+        assert all(np.array_equal(got[k], want[k]) for k in got)
+    with pytest.raises(ValueError, match="batch index"):
+        list(source.select(1, [len(source)]))
+
+
 # ------------------------------------------------------------------------------------------------ the lag
 @pytest.mark.parametrize("variant", ["simplified", "full"])
 def test_lag_never_uses_later_events(sim_store: SequenceStore, chunks, variant: str) -> None:
