@@ -155,7 +155,7 @@ def data_describe(
 
 @app.command("train")
 def train_cmd(
-    config: str = typer.Option(..., "--config", "-c", help="YAML run config, or a preset name (see --list)."),
+    config: str = typer.Option(..., "--config", "-c", help="YAML run config, or a preset name (`argusrec presets`)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: key.path=value (repeat)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory (default output_dir/name)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
@@ -165,12 +165,9 @@ def train_cmd(
     from argusrec.recipes.train import train
 
     cfg = load_config(config, set_)
-    summary = train(cfg, run_dir=run_dir, progress=_progress(no_progress))
-    if not _is_main():
-        return
-    _print_metrics(summary["metrics"], {"popularity": summary.get("popularity_baseline") or {}})
-    where = run_dir or Path(cfg.output_dir) / cfg.name
-    typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
+    _report_run(
+        train(cfg, run_dir=run_dir, progress=_progress(no_progress)), run_dir or Path(cfg.output_dir) / cfg.name
+    )
 
 
 @app.command("pretrain")
@@ -186,12 +183,16 @@ def pretrain_cmd(
 
     cfg = load_config(config, set_)
     summary = pretrain(cfg, run_dir=run_dir, progress=_progress(no_progress))
+    _report_run(summary, run_dir or Path(cfg.output_dir) / cfg.name)
+
+
+def _report_run(summary: dict, where: Path) -> None:
+    """After `train` / `pretrain`: the data notes, the metrics next to popularity, the run directory (rank 0)."""
     if not _is_main():
         return
     for note in summary.get("notes", []):
         typer.echo(f"note: {note}")
     _print_metrics(summary["metrics"], {"popularity": summary.get("popularity_baseline") or {}})
-    where = run_dir or Path(cfg.output_dir) / cfg.name
     typer.echo(f"run directory: {where}  (metrics.json, model_card.md, checkpoints/)")
 
 
@@ -230,6 +231,8 @@ def finetune_cmd(
         raise ArgusrecError("give either --pretrained RUN_DIR (a pre-training run) or --config FILE (task: finetune)")
     cfg = finetune_config(pretrained, set_) if pretrained is not None else load_config(str(config), set_)
     summary = finetune(cfg, run_dir=run_dir, progress=_progress(no_progress))
+    if not _is_main():
+        return
     for note in summary.get("notes", []):
         typer.echo(f"note: {note}")
     where = run_dir or Path(cfg.output_dir) / cfg.name
