@@ -14,9 +14,12 @@ On data from the simulator (known ground truth, reference/ARGUS.md §6) and on M
   cut-offs and change the test period), so the ablation sees more than a real SASRec: an ARGUS win is
   conservative. Compared on ``test/NDCG@10`` = NDCG@10 of the true item in the full-catalog ranking over the test
   period's positive (liked) events (``test/NDCG@10_positive`` of :func:`argusrec.eval.argus_eval.evaluate_argus`).
-* **scaling** — presets ``argus-tiny``, ``argus-3m``, ``argus-30m`` (``--presets`` adds ``argus-300m``) on the same
-  simulated data; ``docs/argus_scaling.png`` plots test NIP loss and mean FP AUC against log10(transformer
-  parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run (the same config).
+* **scaling** — presets ``argus-tiny``, ``argus-3m``, ``argus-30m`` (``--presets`` adds ``argus-1m``, ``argus-300m``)
+  on the same simulated data and on equal terms: every size trains with the quality preset's history length and
+  batch size (the same events per step) for the epochs the ``argus-simplified`` run trained (within
+  ``--scaling-budget`` seconds), learning-rate warmup capped at 10% of the steps; only the model changes (width,
+  depth, heads, hashed table, the preset's lr). ``docs/argus_scaling.png`` plots test NIP loss and mean FP AUC
+  against log10(transformer parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run.
 * **movielens** — ml-100k and ml-latest-small (``--shared-data``) with rating-derived feedback: ``like`` = rating
   >= 4, ``dislike`` = rating <= 2, ``rating`` = the stars (continuous), all as the adapter prepares them — the
   library maps ``rating`` onto [0, 1] by its training range for the feedback input and the FP loss
@@ -267,8 +270,15 @@ class Bench:
         )
 
     # -------------------------------------------------------------- one training run
-    def plan(self, preset: str, variant: str, data: Path, overrides: list[str]) -> dict[str, Any]:
-        """Epoch cap (and max_steps when not even one epoch fits) for a run of ``preset`` within its budget."""
+    def plan(
+        self, preset: str, variant: str, data: Path, overrides: list[str], epochs: int | None, budget_s: float
+    ) -> dict[str, Any]:
+        """Epoch cap (and max_steps when not even one epoch fits) for a run of ``preset`` within ``budget_s``.
+
+        ``epochs``: the number of epochs wanted (None: the preset's, capped by --max-epochs). The learning-rate
+        warmup is capped at 10% of the planned steps: a preset's warmup is sized for its full-length training
+        (argus-300m: 2,000 steps), and a shorter run that never leaves warmup would compare sizes unfairly.
+        """
         from argusrec.config import load_config
         from argusrec.data.batching import chunk_ranges
         from argusrec.data.store import SequenceStore
@@ -285,12 +295,16 @@ class Bench:
         if rate is None:
             rate = PRIOR_EVENTS_PER_S[self.device].get(preset, 100.0) / (FULL_SLOWDOWN if variant == "full" else 1.0)
         epoch_s = train_events / rate
-        budget = min(self.args.time_budget, self.left() - OVERHEAD_S[self.device])
-        cap = min(self.args.max_epochs, config.train.epochs, math.floor(budget / epoch_s))
+        budget = min(budget_s, self.left() - OVERHEAD_S[self.device])
+        wanted = epochs if epochs is not None else min(self.args.max_epochs, config.train.epochs)
+        cap = min(wanted, math.floor(budget / epoch_s))
         max_steps = None
         if cap < 1:
             cap, max_steps = 1, max(1, math.floor(budget / epoch_s * steps_per_epoch))
+        planned_steps = max_steps if max_steps is not None else cap * steps_per_epoch
         return {
+            "epochs_wanted": wanted,
+            "warmup_steps": min(config.optim.warmup_steps, max(1, math.ceil(0.1 * planned_steps))),
             "epochs_cap": cap,
             "max_steps": max_steps,
             "steps_per_epoch": steps_per_epoch,
@@ -301,9 +315,21 @@ class Bench:
         }
 
     def train(
-        self, dataset: str, data: Path, model: str, preset: str, variant: str, extra: Sequence[str]
+        self,
+        dataset: str,
+        data: Path,
+        model: str,
+        preset: str,
+        variant: str,
+        extra: Sequence[str],
+        *,
+        epochs: int | None = None,
+        budget_s: float | None = None,
     ) -> dict | None:
-        """Pre-train one model; returns its record (also stored), or None when it did not run."""
+        """Pre-train one model; returns its record (also stored), or None when it did not run.
+
+        ``epochs`` / ``budget_s``: see :meth:`plan` (default: the preset's epochs within --time-budget).
+        """
         from argusrec.config import load_config
         from argusrec.recipes.pretrain import pretrain
 
@@ -327,7 +353,10 @@ class Bench:
             overrides.append("train.bf16=true")  # the default; explicit in the record
         if self.args.threads and self.device == "cpu":
             overrides.append(f"train.num_threads={self.args.threads}")
-        plan = self.plan(preset, variant, data, overrides)
+        plan = self.plan(
+            preset, variant, data, overrides, epochs, self.args.time_budget if budget_s is None else budget_s
+        )
+        overrides += [f"optim.warmup_steps={plan['warmup_steps']}"]
         overrides += [f"data.path={data}", f"train.epochs={plan['epochs_cap']}"]
         if plan["max_steps"] is not None:
             overrides.append(f"train.max_steps={plan['max_steps']}")
@@ -376,9 +405,11 @@ class Bench:
         if summary["train_seconds"] > 0 and summary["steps"] > 0:
             self.rate[(preset, variant)] = events_done / summary["train_seconds"]
         hit_cap = summary["epochs_run"] >= plan["epochs_cap"] < plan["preset_epochs"] and not summary["stopped_early"]
+        by_budget = epochs is None or plan["epochs_cap"] < plan["epochs_wanted"]
         ended = (
             "time guard" if _Guard.fired else "max_steps" if plan["max_steps"] else
-            "early stop" if summary["stopped_early"] else "cap" if hit_cap else "preset epochs"
+            "early stop" if summary["stopped_early"] else
+            ("cap" if by_budget else "equal epochs") if hit_cap else "preset epochs"
         )  # fmt: skip
         rec = self.record(
             dataset,
@@ -391,6 +422,7 @@ class Bench:
             parameters={"total": summary.get("parameters"), "transformer": summary.get("transformer_parameters")},
             epochs_run=summary["epochs_run"],
             epochs_cap=plan["epochs_cap"],
+            epochs_wanted=plan["epochs_wanted"],
             preset_epochs=plan["preset_epochs"],
             max_steps=plan["max_steps"],
             steps=summary["steps"],
@@ -414,6 +446,24 @@ class Bench:
             flush=True,
         )
         return rec
+
+    def scaling_terms(self, quality_preset: str, data: Path) -> tuple[list[str], int]:
+        """Overrides and epochs that put every scaling run on the quality preset's terms.
+
+        History length and batch size come from the quality preset (the presets' own grow with size, for
+        production data; on one simulated dataset they would change what each step sees, not only the model).
+        Epochs: --scaling-epochs, else what the quality preset's ``argus-simplified`` run trained (its scaling
+        record), else --max-epochs.
+        """
+        from argusrec.config import load_config
+
+        c = load_config(quality_preset, [f"data.path={data}"])
+        shape = [f"data.max_len={c.data.max_len}", f"train.batch_size={c.train.batch_size}"]
+        if self.args.scaling_epochs:
+            return shape, self.args.scaling_epochs
+        ref = next((r for r in self.records if r["dataset"] == SIM and r["model"] == "argus-simplified"), None)
+        epochs = ref.get("epochs_run") if ref and ref.get("metrics") else None
+        return shape, epochs if epochs else self.args.max_epochs
 
     # -------------------------------------------------------------- parts, most important first
     def run(self) -> None:
@@ -444,8 +494,13 @@ class Bench:
                 ]
                 self.train(SIM, data, "sasrec-ablation", q, "simplified", ablation)
             if "scaling" in only:
+                # Sizes compared on equal terms: the quality preset's history length and batch (events per step)
+                # and its number of epochs; only the model (width, depth, heads, lr, hashed table) changes.
+                shape, epochs = self.scaling_terms(q, data)
                 for preset in sorted((p for p in presets if p != q), key=_preset_size):
-                    self.train(SIM, data, preset, preset, "simplified", [])
+                    self.train(
+                        SIM, data, preset, preset, "simplified", shape, epochs=epochs, budget_s=self.args.scaling_budget
+                    )
         if "movielens" in only:
             shared = Path(self.args.shared_data)
             for name in MOVIELENS:
@@ -805,6 +860,9 @@ def _scaling_table(records: list[dict]) -> list[str]:
     lines = [
         "#### Scaling (same simulated data, simplified variant)",
         "",
+        "Equal terms: every size trains with the quality preset's history length and batch size for the same number "
+        "of epochs (column *training*; `equal epochs` = the target was reached), warmup capped at 10% of the steps.",
+        "",
         "| preset | transformer params | all params | test NIP loss | mean FP AUC | test NDCG@10 | events/s "
         "| training |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -899,6 +957,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--movielens-presets", default=",".join(MOVIELENS_PRESETS), help="comma-separated")
     ap.add_argument("--max-epochs", type=int, default=10, help="epoch cap of every run (the presets: 10)")
     ap.add_argument("--time-budget", type=float, default=None, help="training seconds per run (cuda 50, cpu 45)")
+    ap.add_argument(
+        "--scaling-epochs",
+        type=int,
+        default=None,
+        help="epochs of every scaling run (default: as many as the argus-simplified run trained); set it when the "
+        "scaling part runs in its own process, and pass the same --max-epochs to the quality run",
+    )
+    ap.add_argument(
+        "--scaling-budget",
+        type=float,
+        default=None,
+        help="training seconds per scaling run, which trains the quality run's epochs (default: 3 x --time-budget)",
+    )
     ap.add_argument("--deadline", type=float, default=float("inf"), help="minutes for everything; later work: not run")
     ap.add_argument("--shared-data", default=str(ROOT.parent / "shared" / "data"), help="folder with ml-100k etc.")
     ap.add_argument("--workdir", default="/tmp/argusrec-bench-argus", help="datasets and run directories")
@@ -927,6 +998,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.events = 3_000_000 if args.device == "cuda" else 60_000
     if args.time_budget is None:
         args.time_budget = 50.0 if args.device == "cuda" else 45.0
+    if args.scaling_budget is None:
+        args.scaling_budget = 3 * args.time_budget
     print(
         f"argus_pretrain: device {args.device}, {args.events:,} simulated events, budget {args.time_budget:g} s/run, "
         f"deadline {args.deadline:g} min, python {platform.python_version()}, pid {os.getpid()}",
