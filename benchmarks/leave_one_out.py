@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,90 @@ def prepare(work: Path, dataset: str) -> Path | None:
     return out
 
 
+@dataclass
+class Trained:
+    """One training run's outcome (:func:`train_one`)."""
+
+    summary: dict  # what ``train`` (or ``child_eval`` for a run cut at its limit) returned
+    metrics: dict  # the valid/test METRICS, events_per_s and peak_rss_mb
+    popularity: dict  # the most-popular baseline's METRICS on the same test targets
+    overrides: list[str]  # every override the run was given (extra + data + train.*)
+    seconds: float  # wall clock of the training process (the limit when it was cut there)
+    peak_mb: float  # peak RSS (NaN when cut at the limit)
+    load: dict  # measured()'s CPU seconds and load averages
+    limited: bool  # stopped at its wall-clock limit, its best checkpoint evaluated
+
+
+def train_one(
+    work: Path,
+    tag: str,
+    data: Path,
+    preset: str,
+    extra: list[str],
+    seed: int,
+    *,
+    epochs: int,
+    eval_every: int,
+    threads: int,
+    device: str,
+    limit: float | None,
+) -> Trained:
+    """Train ``preset`` + ``extra`` overrides on the prepared dataset ``data`` once, in its own process.
+
+    Early stopping keeps the preset's patience counted in epochs whatever ``eval_every`` is. With ``limit``
+    (seconds) a run still training then is killed and its best checkpoint evaluated (:func:`child_eval`).
+    The run directory ``<work>/runs/<tag>-<ns>`` is removed afterwards; its small logs are kept under
+    ``<work>/logs/``.
+    """
+    from argusrec.config import load_config
+
+    preset_cfg = load_config(preset, [*extra, f"data.path={data}"])
+    patience = preset_cfg.train.patience
+    overrides = [
+        *extra,
+        f"data.path={data}",
+        f"train.epochs={epochs}",
+        f"train.seed={seed}",
+        f"train.num_threads={threads}",
+        f"train.device={device}",
+        # Short capped runs validate every epoch, so that early stopping and model selection see them all.
+        f"train.eval_every={eval_every}",
+        "train.log_every=10",  # throughput of runs cut at their time limit comes from these windows
+        # Early stopping keeps the preset's patience counted in epochs, whatever eval_every is.
+        "train.patience="
+        + ("null" if patience is None else str(max(1, patience * preset_cfg.train.eval_every // eval_every))),
+    ]
+    run_dir = work / "runs" / f"{tag}-{time.time_ns()}"
+    spec = json.dumps({"preset": preset, "overrides": overrides, "run_dir": str(run_dir)})
+    script = str(Path(__file__).resolve())  # this file's --child / --child-eval, whoever imports it
+    limited = False
+    try:
+        sec, peak, out, load = measured([sys.executable, script, "--child", spec], timeout=limit)
+    except subprocess.TimeoutExpired:  # wall-clock limit: evaluate the best checkpoint it has written
+        limited = True
+        espec = json.dumps({"run_dir": str(run_dir), "device": device})
+        _, _, out, load = measured([sys.executable, script, "--child-eval", espec])
+        sec, peak = float(limit or 0), float("nan")
+    summary = json.loads(next(line for line in out.splitlines() if line.startswith("SUMMARY "))[8:])
+    m = summary["metrics"]
+    keep = {k: m[k] for k in m if k.split("/")[-1] in METRICS}
+    keep |= {"events_per_s": m["events_per_s"], "peak_rss_mb": peak}
+    pop = {k: v for k, v in summary["popularity_baseline"].items() if k.split("/")[-1] in METRICS}
+    print(
+        f"  test NDCG@10 {m['test/NDCG@10']:.4f} HR@10 {m['test/HR@10']:.4f} | valid NDCG@10 "
+        f"{m['valid/NDCG@10']:.4f} | epochs {summary['epochs_run']}/{epochs} best {summary['best_epoch']} | "
+        f"{m['events_per_s']:,.0f} targets/s | {sec:.0f} s{' (time limit)' if limited else ''}, peak {peak:.0f} MB",
+        flush=True,
+    )
+    logs = work / "logs" / run_dir.name  # keep the small logs, drop the checkpoints
+    logs.mkdir(parents=True, exist_ok=True)
+    for name in ("train_log.csv", "metrics.csv", "config.yaml"):
+        if (run_dir / name).exists():
+            shutil.copy(run_dir / name, logs / name)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return Trained(summary, keep, pop, overrides, sec, peak, load, limited)
+
+
 class Runner:
     def __init__(self, args: argparse.Namespace, records: list[dict]) -> None:
         self.args, self.records = args, records
@@ -251,58 +336,32 @@ class Runner:
         else:  # the preset's epochs; the run is cut at its wall-clock limit and its best checkpoint evaluated
             cap, per_epoch = min(self.args.max_epochs, preset_cfg.train.epochs), float("nan")
             eval_every = 2  # a cut run must have validated recently for its best checkpoint to be current
-        overrides = [
-            *extra,
-            f"data.path={data}",
-            f"train.epochs={cap}",
-            f"train.seed={seed}",
-            f"train.num_threads={self.args.threads}",
-            f"train.device={self.args.device}",
-            # Short capped runs validate every epoch, so that early stopping and model selection see them all.
-            f"train.eval_every={eval_every}",
-            "train.log_every=10",  # throughput of runs cut at their time limit comes from these windows
-            # Early stopping keeps the preset's patience counted in epochs, whatever eval_every is.
-            f"train.patience={max(1, preset_cfg.train.patience * preset_cfg.train.eval_every // eval_every)}",
-        ]
-        run_dir = self.work / "runs" / f"{dataset}-{model}-s{seed}-{time.time_ns()}"
-        spec = json.dumps({"preset": preset, "overrides": overrides, "run_dir": str(run_dir)})
         print(f"[{dataset}] {model} seed {seed}: {preset}, epochs cap {cap} (~{per_epoch:.0f} s/epoch)", flush=True)
-        limited = False
-        try:
-            sec, peak, out, load = measured([sys.executable, __file__, "--child", spec], timeout=limit)
-        except subprocess.TimeoutExpired:  # wall-clock limit: evaluate the best checkpoint it has written
-            limited = True
-            espec = json.dumps({"run_dir": str(run_dir), "device": self.args.device})
-            _, _, out, load = measured([sys.executable, __file__, "--child-eval", espec])
-            sec, peak = float(limit or 0), float("nan")
-        summary = json.loads(next(line for line in out.splitlines() if line.startswith("SUMMARY "))[8:])
-        m = summary["metrics"]
-        if not limited:
-            self.tps[(model, DATASETS[dataset][2])] = m["events_per_s"]
-        keep = {k: m[k] for k in m if k.split("/")[-1] in METRICS}
-        keep |= {"events_per_s": m["events_per_s"], "peak_rss_mb": peak}
-        pop = {k: v for k, v in summary["popularity_baseline"].items() if k.split("/")[-1] in METRICS}
-        print(
-            f"  test NDCG@10 {m['test/NDCG@10']:.4f} HR@10 {m['test/HR@10']:.4f} | valid NDCG@10 "
-            f"{m['valid/NDCG@10']:.4f} | epochs {summary['epochs_run']}/{cap} best {summary['best_epoch']} | "
-            f"{m['events_per_s']:,.0f} targets/s | {sec:.0f} s{' (time limit)' if limited else ''}, peak {peak:.0f} MB",
-            flush=True,
+        run = train_one(
+            self.work,
+            f"{dataset}-{model}-s{seed}",
+            data,
+            preset,
+            extra,
+            seed,
+            epochs=cap,
+            eval_every=eval_every,
+            threads=self.args.threads,
+            device=self.args.device,
+            limit=limit,
         )
-        logs = self.work / "logs" / run_dir.name  # keep the small logs, drop the checkpoints
-        logs.mkdir(parents=True, exist_ok=True)
-        for name in ("train_log.csv", "metrics.csv", "config.yaml"):
-            if (run_dir / name).exists():
-                shutil.copy(run_dir / name, logs / name)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if not run.limited:
+            self.tps[(model, DATASETS[dataset][2])] = run.metrics["events_per_s"]
+        summary = run.summary
         return record(
             BENCH,
             dataset,
             model,
-            keep,
-            sec,
+            run.metrics,
+            run.seconds,
             seed=seed,
             preset=preset,
-            overrides=overrides,
+            overrides=run.overrides,
             epochs_cap=cap,
             max_epochs=self.args.max_epochs,
             time_budget_s=self.args.time_budget,
@@ -310,10 +369,10 @@ class Runner:
             best_epoch=summary["best_epoch"],
             stopped_early=summary["stopped_early"],
             train_seconds=summary["train_seconds"],
-            popularity_baseline=pop,
-            stopped_by_time_limit=limited,
+            popularity_baseline=run.popularity,
+            stopped_by_time_limit=run.limited,
             ran_on=self.ran_on,
-            **load,
+            **run.load,
         )
 
     def rectools(self, dataset: str, data: Path, seed: int) -> dict:

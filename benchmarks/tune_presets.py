@@ -1,0 +1,476 @@
+"""Validation-only hyper-parameter sweep of the leave-one-out presets (Amazon Beauty / Sports first).
+
+Every grid entry is a list of overrides applied on top of a model's preset (``leave_one_out.preset_for``:
+``sasrec-beauty``, ``hstu-sports``, ...); each (dataset, model, grid entry, seed) is one training run, in its
+own process, through leave_one_out's machinery (``prepare``, ``train_one``: early stopping and the best
+checkpoint on valid/NDCG@10, a run still training at ``--run-limit`` seconds is killed and its best checkpoint
+evaluated). The entry chosen per (dataset, model) is the one with the highest mean **valid**/NDCG@10 over the
+seeds: test metrics are recorded and shown, never used to choose.
+
+Grid ``recipe`` (the published SASRec with sampled softmax: blondered/transformer_benchmark
+configs/paper/loo/s3_vanilla.yaml, eSASRec README / RecTools SASRecModel: dim 256, 1 block, 1 head, dropout 0.2,
+256 uniform negatives, history 50, lr 1e-3, batch 128, dot-product logits; history, lr, batch and negatives
+are already those of the Amazon presets):
+
+    preset            the preset as it is (dim 64, 2 layers, dropout 0.5, cosine / temperature 0.05)
+    esasrec           dim 256, ffn 256, 1 layer, 1 head, dropout 0.2, dot product, temperature 1
+    esasrec-cos       esasrec with cosine similarity / temperature 0.05 (model.normalize=true)
+    esasrec-2l        esasrec with 2 layers
+    esasrec-d128      esasrec with dim / ffn 128
+    esasrec-drop0.5   esasrec with dropout 0.5
+    esasrec-neg512    esasrec with 512 uniform negatives
+
+Keys a model ignores are dropped for it (HSTU and FuXi-alpha have no FFN width: ``model.ffn_dim``), and so
+is any key its config rejects; the records say what was dropped. Grid ``around`` varies esasrec's learning
+rate and dropout. ``--labels`` runs a subset of a grid.
+
+    # CPU smoke run (minutes): two entries, one epoch each
+    python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
+        --max-epochs 1 --threads 1 --jobs 1 --run-limit 120 --workdir /tmp/tune-smoke
+    # GPU (one H100, 16 cores): the whole recipe grid on Beauty and Sports, 14 runs at once, ~8.5 min
+    python benchmarks/tune_presets.py --device cuda --jobs 14 --threads 1 --run-limit 420 \\
+        --workdir .devdata/loo --datasets beauty,sports --models sasrec --deadline 1
+    # HSTU / FuXi-alpha under the same recipe
+    python benchmarks/tune_presets.py --device cuda --jobs 14 --threads 1 --run-limit 420 \\
+        --workdir .devdata/loo --datasets beauty,sports --models hstu,fuxi --deadline 1 --resume
+    python benchmarks/tune_presets.py --print-best     # the chosen entry's overrides, for the preset YAML
+    python benchmarks/tune_presets.py --render-only    # rewrite the markdown only
+
+Writes benchmarks/results/tune_presets.json (after every run; without ``--resume`` it starts empty) and the
+``tune_presets`` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import leave_one_out as loo
+from report import RESULTS, record, write_results, write_section
+
+BENCH = "tune_presets"
+MONITOR = "valid/NDCG@10"  # the only metric that chooses
+
+# Dot-product logits with a fixed temperature of 1. For next-item training, cosine vs dot is decided by
+# model.normalize (the model L2-normalises its states and item vectors; NextItemTask then calls the loss with
+# "dot"); loss.similarity is read by ARGUS pre-training only. Both are set so that the resolved config says
+# the same thing twice. The config accepts every combination (temperature in [0.01, 100]).
+ESASREC = [
+    "model.dim=256",
+    "model.ffn_dim=256",
+    "model.layers=1",
+    "model.heads=1",
+    "model.dropout=0.2",
+    "model.normalize=false",
+    "loss.similarity=dot",
+    "loss.temperature=1.0",
+]
+COSINE = ["model.normalize=true", "loss.similarity=cosine", "loss.temperature=0.05"]
+
+
+def _with(base: list[str], *changes: str) -> list[str]:
+    """``base`` with the keys of ``changes`` replaced in place (new keys appended)."""
+    out = list(base)
+    for change in changes:
+        key = change.partition("=")[0]
+        at = next((i for i, o in enumerate(out) if o.partition("=")[0] == key), None)
+        if at is None:
+            out.append(change)
+        else:
+            out[at] = change
+    return out
+
+
+GRIDS: dict[str, list[tuple[str, list[str]]]] = {
+    "recipe": [
+        ("preset", []),
+        ("esasrec", ESASREC),
+        ("esasrec-cos", _with(ESASREC, *COSINE)),
+        ("esasrec-2l", _with(ESASREC, "model.layers=2")),
+        ("esasrec-d128", _with(ESASREC, "model.dim=128", "model.ffn_dim=128")),
+        ("esasrec-drop0.5", _with(ESASREC, "model.dropout=0.5")),
+        ("esasrec-neg512", _with(ESASREC, "loss.uniform_negatives=512")),
+    ],
+    "around": [
+        ("esasrec", ESASREC),
+        ("esasrec-lr5e-4", _with(ESASREC, "optim.lr=0.0005")),
+        ("esasrec-lr2e-3", _with(ESASREC, "optim.lr=0.002")),
+        ("esasrec-drop0.3", _with(ESASREC, "model.dropout=0.3")),
+        ("esasrec-drop0.1", _with(ESASREC, "model.dropout=0.1")),
+        ("esasrec-beta999", _with(ESASREC, "optim.betas=[0.9,0.999]")),  # torch's Adam default (RecTools)
+    ],
+}
+# Keys the config accepts for every kind but a model does not use (builders.build_model).
+IGNORED = {"hstu": {"model.ffn_dim"}, "fuxi": {"model.ffn_dim"}}
+MODELS = [m for m in loo.MODELS if m != "rectools-sasrec"]
+
+
+def overrides_for(model: str, dataset: str, data: Path, overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(the overrides this model's run gets, the ones dropped): keys it ignores, then keys its config rejects."""
+    from argusrec.config import load_config
+    from argusrec.errors import ArgusrecError
+
+    preset, extra = loo.preset_for(model, dataset)
+    base = [*extra, f"data.path={data}"]
+    kind = load_config(preset, base).model.kind
+    kept = [o for o in overrides if o.partition("=")[0] not in IGNORED.get(kind, set())]
+    try:
+        load_config(preset, [*base, *kept])
+    except ArgusrecError as e:  # drop the keys named in the error, once; anything else is a real error
+        named = [o for o in kept if f"  {o.partition('=')[0]}:" in str(e)]
+        if not named:
+            raise
+        kept = [o for o in kept if o not in named]
+        load_config(preset, [*base, *kept])
+    return kept, [o for o in overrides if o not in kept]
+
+
+def _ended(r: dict) -> str:
+    return "time limit" if r.get("stopped_by_time_limit") else "early stop" if r.get("stopped_early") else "cap"
+
+
+class Sweep:
+    def __init__(self, args: argparse.Namespace, records: list[dict]) -> None:
+        self.args, self.records = args, records
+        self.work = Path(args.workdir)
+        self.lock = threading.Lock()  # --jobs > 1: runs finish in worker threads
+        self.ran_on = loo._ran_on(args)
+        self.where = loo._where({"ran_on": self.ran_on})
+
+    @staticmethod
+    def key(r: dict) -> tuple:
+        return (r["dataset"], r["model"], r["label"], r["seed"], loo._where(r), tuple(r["grid_overrides"]))
+
+    def done(self, dataset: str, model: str, label: str, overrides: list[str], seed: int) -> bool:
+        """A record with metrics exists for this run (same overrides) on this device kind."""
+        key = (dataset, model, label, seed, self.where, tuple(overrides))
+        return any(r["metrics"] and self.key(r) == key for r in self.records)
+
+    def save(self) -> None:
+        write_results(BENCH, self.records)
+        write_section(BENCH, markdown(self.records))
+
+    def run(self, dataset: str, model: str, label: str, overrides: list[str], seed: int, deadline: float) -> None:
+        if self.done(dataset, model, label, overrides, seed):
+            return
+        data = loo.prepare(self.work, dataset)
+        if data is None:
+            print(f"[{dataset}] skipped: {loo.SHARED / loo.DATASETS[dataset][1]} is absent", flush=True)
+            return
+        common = {"label": label, "grid": self.args.grid, "grid_overrides": overrides, "ran_on": self.ran_on}
+        if time.time() > deadline:
+            note = f"not run: the sweep's deadline ({self.args.deadline:.0f} min) had passed"
+            rec = record(BENCH, dataset, model, {}, 0.0, seed=seed, note=note, **common)
+        else:
+            try:
+                rec = self.train(dataset, data, model, label, overrides, seed, common)
+            except Exception as e:  # recorded, never hidden: the table shows the failure
+                print(f"  {dataset} {model} {label} s{seed} failed: {str(e)[-2000:]}", flush=True)
+                rec = record(BENCH, dataset, model, {}, 0.0, seed=seed, note=f"failed: {str(e)[-400:]}", **common)
+        with self.lock:
+            key = self.key(rec)  # replaces earlier empty records (not run / failed) of the same run
+            self.records[:] = [r for r in self.records if r["metrics"] or self.key(r) != key]
+            self.records.append(rec)
+            self.save()
+
+    def train(
+        self, dataset: str, data: Path, model: str, label: str, overrides: list[str], seed: int, common: dict
+    ) -> dict:
+        from argusrec.config import load_config
+
+        preset, extra = loo.preset_for(model, dataset)
+        kept, dropped = overrides_for(model, dataset, data, overrides)
+        cfg = load_config(preset, [*extra, *kept, f"data.path={data}"])
+        cap = min(self.args.max_epochs, cfg.train.epochs)
+        print(
+            f"[{dataset}] {model} {label} seed {seed}: {preset} {' '.join(kept) or '(as is)'}, epochs cap {cap}"
+            + (f", dropped {' '.join(dropped)}" if dropped else ""),
+            flush=True,
+        )
+        run = loo.train_one(
+            self.work,
+            f"{dataset}-{model}-{label}-s{seed}",
+            data,
+            preset,
+            [*extra, *kept],
+            seed,
+            epochs=cap,
+            eval_every=self.args.eval_every,
+            threads=self.args.threads,
+            device=self.args.device,
+            limit=self.args.run_limit,
+        )
+        s = run.summary
+        rec = record(
+            BENCH,
+            dataset,
+            model,
+            run.metrics,
+            run.seconds,
+            seed=seed,
+            preset=preset,
+            applied=kept,
+            dropped=dropped,
+            overrides=run.overrides,
+            epochs_cap=cap,
+            epochs_run=s["epochs_run"],
+            best_epoch=s["best_epoch"],
+            stopped_early=s["stopped_early"],
+            stopped_by_time_limit=run.limited,
+            train_seconds=s["train_seconds"],
+            run_limit_s=self.args.run_limit,
+            popularity_baseline=run.popularity,
+            **common,
+            **run.load,
+        )
+        rec["ended"] = _ended(rec)
+        return rec
+
+
+def _label_order() -> list[str]:
+    order: list[str] = []
+    for entries in GRIDS.values():
+        order += [label for label, _ in entries if label not in order]
+    return order
+
+
+def _groups(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """(where, dataset, model) -> its records, GPU first, datasets and models in leave_one_out's order."""
+    out: dict[tuple[str, str, str], list[dict]] = {}
+    for where in ("gpu", "cpu"):
+        for dataset in loo.DATASETS:
+            for model in loo.MODELS:
+                rows = [r for r in records if (loo._where(r), r["dataset"], r["model"]) == (where, dataset, model)]
+                if rows:
+                    out[(where, dataset, model)] = rows
+    return out
+
+
+def _by_label(rows: list[dict]) -> dict[str, list[dict]]:
+    """label -> its runs with metrics (the latest overrides of the label only), in grid order."""
+    runs: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["metrics"]:
+            runs.setdefault(r["label"], []).append(r)
+    for label, rs in runs.items():
+        runs[label] = [r for r in rs if r["grid_overrides"] == rs[-1]["grid_overrides"]]
+    order = _label_order()
+    return dict(sorted(runs.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def selected(rows: list[dict]) -> tuple[str, list[dict]] | None:
+    """The label with the highest mean valid/NDCG@10 over its seeds (never test), and its runs."""
+    runs = _by_label(rows)
+    if not runs:
+        return None
+    label = max(runs, key=lambda lb: float(np.mean([r["metrics"][MONITOR] for r in runs[lb]])))
+    return label, runs[label]
+
+
+def _published(dataset: str, model: str) -> list[tuple[str, float, float, str]]:
+    rows = loo.PUBLISHED.get(dataset, [])
+    return [p for p in rows if p[0].startswith("HSTU")] if model.startswith("hstu") else rows[:1]
+
+
+def markdown(records: list[dict]) -> str:
+    title = "## Preset tuning on validation (`benchmarks/tune_presets.py`)"
+    if not records:
+        return f"{title}\n\nNo results yet."
+    lines = [
+        title,
+        "",
+        "Leave-one-out, full ranking, history removed (as `leave_one_out`). Each row = a model's preset plus the",
+        "grid entry's overrides; every run is selected (early stopping, best checkpoint) on valid/NDCG@10, and the",
+        "entry is **chosen on mean valid/NDCG@10 only**; test metrics are shown, never used to choose. Metrics are",
+        "mean ± sample std over the seeds listed. `time limit`: stopped at its wall-clock limit, its best checkpoint",
+        "so far evaluated (a lower bound of what the entry reaches).",
+        "",
+    ]
+    groups = _groups(records)
+    for where in ("gpu", "cpu"):
+        group = [r for (w, _, _), rows in groups.items() if w == where for r in rows]
+        if not group:
+            continue
+        hw = sorted({r["hardware"] for r in group if r["metrics"]})
+        commits = sorted({r["commit"] for r in group if r["metrics"]})
+        ran = sorted({r["ran_on"] for r in group if r["metrics"]})
+        limits = sorted({f"{r['run_limit_s']:.0f} s" for r in group if r["metrics"] and r.get("run_limit_s")})
+        notes = sorted({r["note_run"] for r in group if r.get("note_run")})
+        lines += [
+            f"### {'GPU' if where == 'gpu' else 'CPU'} runs",
+            "",
+            f"Hardware: {'; '.join(hw) or '—'}. Ran on: {'; '.join(ran) or '—'}. "
+            f"Commit(s): {', '.join(commits) or '—'}."
+            + (f" Wall-clock limit per run: {', '.join(limits)}." if limits else ""),
+            "",
+        ]
+        lines += [f"Run conditions: {n}" for n in notes] + ([""] if notes else [])
+        for (w, dataset, model), rows in groups.items():
+            if w == where:
+                lines += _section(dataset, model, rows, where)
+    return "\n".join(lines)
+
+
+def _section(dataset: str, model: str, rows: list[dict], where: str) -> list[str]:
+    preset = next((r["preset"] for r in rows if r.get("preset")), loo.preset_for(model, dataset)[0])
+    lines = [
+        f"#### {dataset}, {model} (preset `{preset}`, {where.upper()})",
+        "",
+        "| label | overrides | seeds | valid NDCG@10 | test NDCG@10 | test HR@10 | epochs run / cap (best) | ended "
+        "| events/s |",
+        "|---|---|---:|---:|---:|---:|---|---|---:|",
+    ]
+    runs = _by_label(rows)
+    if not runs:
+        lines = lines[:1]  # no table: every run of this (dataset, model) failed or was not run
+    for label, rs in runs.items():
+        ov = " ".join(f"`{o}`" for o in rs[-1]["applied"]) or "(preset as is)"
+        if rs[-1].get("dropped"):
+            ov += " (dropped: " + " ".join(f"`{o}`" for o in rs[-1]["dropped"]) + ")"
+        cols = [loo._mean_std([r["metrics"][k] for r in rs]) for k in (MONITOR, "test/NDCG@10", "test/HR@10")]
+        epochs = "; ".join(f"{r['epochs_run']}/{r['epochs_cap']} ({r['best_epoch']})" for r in rs)
+        tps = [r["metrics"]["events_per_s"] for r in rs if not math.isnan(r["metrics"].get("events_per_s", math.nan))]
+        lines.append(
+            f"| {label} | {ov} | {','.join(str(r['seed']) for r in rs)} | {' | '.join(cols)} | {epochs} | "
+            f"{', '.join(r['ended'] for r in rs)} | {f'{np.mean(tps):,.0f}' if tps else '—'} |"
+        )
+    pick = selected(rows)
+    if pick:
+        label, rs = pick
+        lines += [
+            "",
+            f"Selected on validation: **{label}** (valid NDCG@10 "
+            f"{np.mean([r['metrics'][MONITOR] for r in rs]):.4f}, test NDCG@10 "
+            f"{np.mean([r['metrics']['test/NDCG@10'] for r in rs]):.4f}, {len(rs)} seed(s)).",
+        ]
+    failed = [r for r in rows if not r["metrics"]]
+    if failed:
+        lines += ["", "Not run / failed: " + "; ".join(f"{r['label']} s{r['seed']}: {r['note']}" for r in failed)]
+    published = _published(dataset, model)
+    if published:
+        lines += ["", "| published (PEERS.md §5, full training, history 50) | NDCG@10 | HR@10 | source |"]
+        lines += ["|---|---:|---:|---|"]
+        lines += [f"| {n} | {nd:.4f} | {hr:.4f} | {src} |" for n, nd, hr, src in published]
+    return [*lines, ""]
+
+
+def print_best(records: list[dict]) -> None:
+    """Per (device kind, dataset, model): the label chosen on validation and its overrides, as YAML too."""
+    groups = _groups(records)
+    if not groups:
+        print("no results yet")
+    for (where, dataset, model), rows in groups.items():
+        pick = selected(rows)
+        if pick is None:
+            continue
+        label, rs = pick
+        applied = rs[-1]["applied"]
+        valid = np.mean([r["metrics"][MONITOR] for r in rs])
+        test = np.mean([r["metrics"]["test/NDCG@10"] for r in rs])
+        print(
+            f"{dataset} {model} ({where}, preset {rs[-1]['preset']}): {label} -- valid NDCG@10 {valid:.4f} "
+            f"(test {test:.4f}), {len(rs)} seed(s)"
+        )
+        print(f"  overrides: {' '.join(applied) or '(none: keep the preset)'}")
+        tree: dict = {}
+        for o in applied:
+            key, _, raw = o.partition("=")
+            *path, leaf = key.split(".")
+            node = tree
+            for k in path:
+                node = node.setdefault(k, {})
+            node[leaf] = yaml.safe_load(raw)
+        if tree:
+            print("  " + yaml.safe_dump(tree, sort_keys=False, default_flow_style=False).replace("\n", "\n  ").rstrip())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="beauty,sports", help="comma-separated (leave_one_out's names)")
+    ap.add_argument("--models", default="sasrec", help=f"comma-separated, of {','.join(MODELS)}")
+    ap.add_argument("--grid", default="recipe", choices=sorted(GRIDS), help="named grid of overrides")
+    ap.add_argument("--labels", default="", help="comma-separated subset of the grid's entries (default: all)")
+    ap.add_argument("--seeds", default="0", help="comma-separated")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--jobs", type=int, default=1, help="training runs at a time (several small runs share a GPU)")
+    ap.add_argument(
+        "--run-limit",
+        type=float,
+        default=None,
+        help="seconds; a run still training then is stopped and its best checkpoint evaluated",
+    )
+    ap.add_argument("--max-epochs", type=int, default=200, help="epoch cap of every run (and the preset's epochs)")
+    ap.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (patience stays in epochs)")
+    ap.add_argument("--threads", type=int, default=2, help="train.num_threads")
+    ap.add_argument("--workdir", default="/tmp/argusrec-bench-loo", help="prepared datasets and run directories")
+    ap.add_argument("--shared", default=str(loo.SHARED), help="folder of the public datasets (../shared/data)")
+    ap.add_argument("--deadline", type=float, default=float("inf"), help="minutes; runs not started by then: not run")
+    ap.add_argument("--resume", action="store_true", help="keep the JSON's records and run only what is missing")
+    ap.add_argument("--note", default="", help="a sentence about the run's conditions, stored with the results")
+    ap.add_argument("--render-only", action="store_true", help="rewrite docs/benchmarks.md from the JSON; run nothing")
+    ap.add_argument("--print-best", action="store_true", help="print the entries chosen on validation; run nothing")
+    args = ap.parse_args()
+    loo.SHARED = Path(args.shared)
+    path = RESULTS / f"{BENCH}.json"
+    keep = args.render_only or args.print_best or args.resume
+    records = json.loads(path.read_text()) if keep and path.exists() else []
+    if args.print_best:
+        print_best(records)
+        return
+    sweep = Sweep(args, records)
+    if args.render_only:
+        if args.note:
+            for r in records:
+                r["note_run"] = args.note
+        sweep.save()
+        return
+    datasets, models = args.datasets.split(","), args.models.split(",")
+    bad = [d for d in datasets if d not in loo.DATASETS] + [m for m in models if m not in MODELS]
+    entries = GRIDS[args.grid]
+    if args.labels:
+        wanted = args.labels.split(",")
+        bad += [lb for lb in wanted if lb not in dict(entries)]
+        entries = [(lb, ov) for lb, ov in entries if lb in wanted]
+    if bad:
+        ap.error(
+            f"unknown: {', '.join(bad)} (datasets {list(loo.DATASETS)}, models {MODELS}, grid {args.grid}: "
+            f"{[lb for lb, _ in GRIDS[args.grid]]})"
+        )
+    if not loo.SHARED.is_dir() and not any((Path(args.workdir) / d / "manifest.json").exists() for d in datasets):
+        print(f"skipped: {loo.SHARED} is absent (the public datasets)")
+        return
+    deadline = time.time() + args.deadline * 60
+    todo = [
+        (d, m, label, overrides, int(seed))
+        for seed in args.seeds.split(",")
+        for d in datasets
+        for m in models
+        for label, overrides in entries
+    ]
+    if args.jobs == 1:
+        for t in todo:
+            sweep.run(*t, deadline)
+    else:
+        for d in datasets:
+            loo.prepare(sweep.work, d)  # once, before workers race to it
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda t: sweep.run(*t, deadline), todo))
+    for r in records:
+        r.setdefault("note_run", args.note)
+    sweep.save()
+    print(f"wrote benchmarks/results/{BENCH}.json and docs/benchmarks.md\n")
+    print_best(records)
+
+
+if __name__ == "__main__":
+    main()
