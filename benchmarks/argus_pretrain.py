@@ -203,7 +203,7 @@ class Bench:
             "metrics": _clean(metrics),
             "seconds": round(seconds, 3),
             "hardware": self.hw,
-            "commit": _commit(),
+            "commit": commit(),
             "device": self.device,
             "date": today(),
             "note_run": self.args.note,
@@ -554,14 +554,6 @@ def _data_info(store: Any) -> dict[str, Any]:
         "items": store.n_items,
         "events": store.n_events,
     }
-
-
-def _commit() -> str:
-    """The checkout's commit; ARGUSREC_COMMIT where there is no git (a copied tree on a GPU machine)."""
-    sha = commit()
-    if not sha or sha.startswith("+") or sha == "unknown":
-        return os.environ.get("ARGUSREC_COMMIT", "unknown (no git)")
-    return sha
 
 
 def _gpu_name() -> str:

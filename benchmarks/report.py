@@ -35,6 +35,12 @@ def hardware() -> str:
 
 
 def commit() -> str:
+    """The checkout's short commit (+dirty when argusrec/ has changes); ARGUSREC_COMMIT when set.
+
+    Set ARGUSREC_COMMIT on a GPU machine: its copy of the working tree may carry a stale or no .git.
+    """
+    if os.environ.get("ARGUSREC_COMMIT"):
+        return os.environ["ARGUSREC_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "argusrec"], cwd=ROOT, capture_output=True, text=True)
