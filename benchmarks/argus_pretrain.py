@@ -878,11 +878,24 @@ def _scaling_table(records: list[dict]) -> list[str]:
     if len(ran) >= 2:
         nip = [_num(r["metrics"].get("test/NIP_loss")) for r in ran]
         better = all(b < a for a, b in itertools.pairwise(nip))
+        steps = [
+            f"{a['model']} -> {b['model']}: {'better' if y < x else '**worse**'}"
+            for (a, x), (b, y) in itertools.pairwise(zip(ran, nip, strict=True))
+        ]
+        short = [
+            r["model"] for r in ran if r.get("ended") in ("cap", "max_steps", "time guard") and not r.get("same_run_as")
+        ]
         lines += [
             "",
             f"Test NIP loss {'improves' if better else '**does not improve**'} with every size step "
-            f"({' -> '.join(_f(x) for x in nip)}). Plot: [argus_scaling.png](argus_scaling.png).",
+            f"({' -> '.join(_f(x) for x in nip)}; {'; '.join(steps)}). Plot: [argus_scaling.png](argus_scaling.png).",
         ]
+        if short:
+            lines += [
+                "",
+                f"Cut short by the time budget (fewer epochs or steps than the others, so not on equal terms): "
+                f"{', '.join(short)}.",
+            ]
     return [*lines, ""]
 
 
