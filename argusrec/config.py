@@ -58,6 +58,8 @@ class ModelConfig(_Config):
     def _heads_divide(self) -> ModelConfig:
         if self.dim % self.heads:
             raise ValueError(f"model.heads={self.heads} does not divide model.dim={self.dim}")
+        if self.kind == "hstu" and self.ffn_dim is not None:
+            raise ValueError("model.ffn_dim is set but HSTU layers have no feed-forward network; leave it unset")
         return self
 
 
@@ -69,7 +71,11 @@ class LossConfig(_Config):
     in_batch_negatives: bool = False
     logq: bool = Field(False, description="subtract log Q(j) of the negative sampler (ARGUS recipe)")
     temperature: float | Literal["learned"] = Field(0.05, description="fixed value, or 'learned' (clipped)")
-    similarity: Literal["dot", "cosine"] = "cosine"
+    similarity: Literal["dot", "cosine"] | None = Field(
+        None,
+        description="unset: next-item models follow model.normalize (cosine when normalised), ARGUS uses dot; "
+        "set for a next-item model, it must agree with model.normalize",
+    )
 
     @model_validator(mode="after")
     def _has_negatives(self) -> LossConfig:
@@ -299,6 +305,22 @@ class RunConfig(_Config):
     finetune: FinetuneConfig | None = Field(None, description="task: finetune only")
 
     @model_validator(mode="after")
+    def _similarity_agrees(self) -> RunConfig:
+        """Resolve loss.similarity. Next-item models score by cosine by L2-normalising their own vectors
+        (model.normalize): unset, it follows model.normalize; set, the two keys must say the same thing. ARGUS reads
+        loss.similarity alone (unset: dot, the article's)."""
+        if self.loss.similarity is None:
+            cosine = self.task == "next_item" and self.model.normalize
+            self.loss.similarity = "cosine" if cosine else "dot"
+        elif self.task == "next_item" and (self.loss.similarity == "cosine") != self.model.normalize:
+            raise ValueError(
+                f"loss.similarity={self.loss.similarity} and model.normalize={str(self.model.normalize).lower()} "
+                "disagree: a next-item model computes cosine scores by normalising its vectors; set "
+                "model.normalize=true with loss.similarity=cosine, or model.normalize=false with loss.similarity=dot"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _finetune_section(self) -> RunConfig:
         if self.task == "finetune" and self.finetune is None:
             raise ValueError(
@@ -306,6 +328,12 @@ class RunConfig(_Config):
                 "directory, or null for the no-pre-training ablation)"
             )
         return self
+
+    @property
+    def similarity(self) -> Literal["dot", "cosine"]:
+        """loss.similarity as validation resolved it (never unset on a RunConfig)."""
+        assert self.loss.similarity is not None
+        return self.loss.similarity
 
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json")

@@ -20,8 +20,8 @@ are already those of the Amazon presets):
     esasrec-drop0.5   esasrec with dropout 0.5
     esasrec-neg512    esasrec with 512 uniform negatives
 
-Keys a model ignores are dropped for it (HSTU and FuXi-alpha have no FFN width: ``model.ffn_dim``), and so
-is any key its config rejects; the records say what was dropped. Grid ``around`` varies esasrec's learning
+Keys a model has no use for are dropped for it (HSTU has no FFN: ``model.ffn_dim``), and so is any key its
+config rejects; the records say what was dropped. Grid ``around`` varies esasrec's learning
 rate and dropout. ``--labels`` runs a subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
@@ -110,8 +110,8 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("esasrec-beta999", _with(ESASREC, "optim.betas=[0.9,0.999]")),  # torch's Adam default (RecTools)
     ],
 }
-# Keys the config accepts for every kind but a model does not use (builders.build_model).
-IGNORED = {"hstu": {"model.ffn_dim"}, "fuxi": {"model.ffn_dim"}}
+# Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).
+IGNORED = {"hstu": {"model.ffn_dim"}}
 MODELS = [m for m in loo.MODELS if m != "rectools-sasrec"]
 
 

@@ -23,6 +23,16 @@ def test_minimal_config_gets_defaults_and_overrides(tmp_path: Path) -> None:
     assert cfg.data.max_len == 50
 
 
+def test_unset_similarity_follows_the_model(tmp_path: Path) -> None:
+    path = _write(tmp_path, "data: {path: somewhere}\n")
+    assert load_config(path).loss.similarity == "dot"
+    assert load_config(path, ["model.normalize=true"]).loss.similarity == "cosine"
+    assert load_config(path, ["task=argus", "model.normalize=true"]).loss.similarity == "dot"  # ARGUS: dot
+    # the resolved value is written, so a run's config.yaml reads back the same
+    cfg = load_config(path, ["model.normalize=true"])
+    assert load_config(_write(tmp_path, cfg.to_yaml())).loss == cfg.loss
+
+
 @pytest.mark.parametrize(
     ("text", "overrides", "message"),
     [
@@ -30,6 +40,9 @@ def test_minimal_config_gets_defaults_and_overrides(tmp_path: Path) -> None:
         ("data: {path: x}\n", ["train.epochz=3"], "train.epochz: unknown key"),
         ("data: {path: x}\nmodel: {dim: 50, heads: 4}\n", [], "model.heads=4 does not divide model.dim=50"),
         ("data: {path: x}\n", ["loss.temperature=1000"], "outside [0.01, 100]"),
+        ("data: {path: x}\n", ["loss.similarity=cosine"], "loss.similarity=cosine and model.normalize=false disagree"),
+        ("data: {path: x}\n", ["model.normalize=true", "loss.similarity=dot"], "dot and model.normalize=true"),
+        ("data: {path: x}\nmodel: {kind: hstu, ffn_dim: 64}\n", [], "HSTU layers have no feed-forward network"),
         ("data: {path: x}\n", ["loss.uniform_negatives=0"], "needs loss.uniform_negatives > 0"),
         ("data: {path: x}\n", ["data.max_len=1"], "data.max_len"),
         ("data: {path: x}\n", ["noequals"], "expected key.path=value"),

@@ -45,7 +45,15 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
         final_norm = None  # HSTU's research model L2-normalises the output instead (model.normalize)
     else:
         blocks = [
-            FuXiBlock(d, model.heads, qk_dim=qk, v_dim=v, max_len=max_len, dropout=model.dropout)
+            FuXiBlock(
+                d,
+                model.heads,
+                qk_dim=qk,
+                v_dim=v,
+                max_len=max_len,
+                dropout=model.dropout,
+                ffn_dim=model.ffn_dim,  # MFFN SwiGLU width, default D
+            )
             for _ in range(model.layers)
         ]
         final_norm = "rms"

@@ -24,7 +24,7 @@ public FuXi-alpha code is followed unless said otherwise):
   W_o's input, which the learned weights absorb.
 * RMSNorms have no learned scale, eps 1e-6; W1 and the SwiGLU projections have no bias; W_o has one.
   Init: W1 ~ N(0, 0.02), W_o and SwiGLU Xavier-uniform, rab ~ N(0, 0.02). SwiGLU hidden width is
-  ``int(D · ffn_mult)`` with ``ffn_mult = 1`` by default (the public code's default).
+  ``ffn_dim``, D by default (the public code's default multiplier of 1).
 * Dropout is applied to the AMS output before W_o and to the RMS-normalised input of the SwiGLU (as the public
   code). Dropout *before* a product of two projections (SwiGLU) does not commute with averaging: the training-mode
   update's expectation differs from the evaluation-mode update. Measured at initialisation (D = 64, N = 50, 400
@@ -97,7 +97,7 @@ class FuXiBlock(nn.Module):
     Args:
         dim: model width D.  heads: H.  qk_dim: d_qk per head.  v_dim: d_v per head.
         max_len: longest sequence (relative-position table size; ``n`` for ``attn_norm="max_len"``).
-        dropout: see the module docstring.  ffn_mult: SwiGLU hidden width = int(D · ffn_mult).
+        dropout: see the module docstring.  ffn_dim: SwiGLU hidden width (default D).
         attn_norm: ``"max_len"`` | ``"padded_len"`` | ``"valid_keys"``, the semantic channel's ``n``.
     """
 
@@ -110,16 +110,16 @@ class FuXiBlock(nn.Module):
         v_dim: int,
         max_len: int,
         dropout: float = 0.0,
-        ffn_mult: float = 1.0,
+        ffn_dim: int | None = None,
         attn_norm: Literal["max_len", "padded_len", "valid_keys"] = "max_len",
         num_time_buckets: int = 128,
     ) -> None:
         super().__init__()
         if attn_norm not in ("max_len", "padded_len", "valid_keys"):
             raise ValueError(f"attn_norm must be 'max_len', 'padded_len' or 'valid_keys', got {attn_norm!r}")
-        hidden = int(dim * ffn_mult)
+        hidden = dim if ffn_dim is None else ffn_dim
         if hidden < 1:
-            raise ValueError(f"ffn_mult {ffn_mult} gives an empty SwiGLU for dim {dim}")
+            raise ValueError(f"ffn_dim must be >= 1, got {ffn_dim}")
         self.dim, self.heads, self.qk_dim, self.v_dim = dim, heads, qk_dim, v_dim
         self.max_len, self.attn_norm = max_len, attn_norm
         # U (3·H·d_v: one gate per channel), V, Q, K from one fused projection.

@@ -242,7 +242,7 @@ def argus_training(
         in_batch_negatives=config.loss.in_batch_negatives,
         item_freq=torch.from_numpy(train_freq),
         logq=config.loss.logq,
-        similarity=config.loss.similarity,
+        similarity=config.similarity,
         nip_on=a.nip_on,
         positive_signal=a.positive_signal,
         positive_threshold=a.positive_threshold,
@@ -364,7 +364,7 @@ def evaluate_argus_roles(
                 fp_signals=fp_signals,
                 positive_signal=config.argus.positive_signal,
                 positive_threshold=config.argus.positive_threshold,
-                similarity=config.loss.similarity,
+                similarity=config.similarity,
                 feedback_ranges=feedback_ranges,
             )
         )

@@ -92,7 +92,7 @@ def block_by_formula(block: FuXiBlock, x, valid, ts, qts) -> torch.Tensor:  # ty
 
 @pytest.mark.parametrize("with_time", [True, False])
 def test_block_matches_the_written_out_formula(with_time: bool) -> None:
-    block = make_block(ffn_mult=2.0)
+    block = make_block(ffn_dim=2 * D)
     x, valid, ts, qts, _ = place(make_events(2, 6, D, seed=3), [6, 3], 6)
     x = torch.where(valid[..., None], x, torch.zeros_like(x))
     kwargs = {"timestamps": ts, "query_timestamps": qts} if with_time else {}
@@ -182,10 +182,10 @@ def test_gradient_reaches_every_parameter() -> None:
         assert torch.isfinite(p.grad).all(), name
 
 
-@pytest.mark.parametrize("ffn_mult", [1.0, 2.5])
-def test_parameter_count(ffn_mult: float) -> None:
-    block = FuXiBlock(D, H, qk_dim=DQK, v_dim=DV, max_len=MAX_LEN, ffn_mult=ffn_mult)
-    hidden = int(D * ffn_mult)
+@pytest.mark.parametrize("ffn_dim", [None, 40])
+def test_parameter_count(ffn_dim: int | None) -> None:
+    block = FuXiBlock(D, H, qk_dim=DQK, v_dim=DV, max_len=MAX_LEN, ffn_dim=ffn_dim)
+    hidden = D if ffn_dim is None else ffn_dim
     expected = (
         D * H * (4 * DV + 2 * DQK)  # W1: U (3·H·dv), V, Q, K; no bias
         + (2 * MAX_LEN - 1)
