@@ -643,9 +643,9 @@ def markdown(records: list[dict]) -> str:
         "Presets: `sasrec-beauty` / `sasrec-sports` were tuned on validation only (section *Preset tuning* below:",
         "the published SASRec-with-sampled-softmax sizes, dim 256, 1 block, dropout 0.2; cosine logits on Beauty, dot",
         "product with 512 negatives on Sports); rows run before that used the earlier dim-64 / 2-block / dropout-0.5",
-        "presets: the Amazon `sasrec`, `llama` and `rectools-sasrec` rows of the CPU tables (llama has no tuned GPU",
-        "row yet). `hstu-*` and `fuxi-*` rows use their own (untuned) presets; the tuning section also has HSTU and",
-        "FuXi-alpha under SASRec's selected recipe.",
+        "presets: the Amazon `sasrec`, `llama` and `rectools-sasrec` rows of the CPU tables. `llama` = the SASRec",
+        "preset with LLaMa blocks. `hstu-*` and `fuxi-*` rows use their own (untuned) presets; the tuning section",
+        "also has HSTU and FuXi-alpha under SASRec's selected recipe.",
         "",
     ]
     for title, group in (("GPU runs", gpu), ("CPU runs (reduced)", cpu)):
