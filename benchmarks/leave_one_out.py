@@ -585,7 +585,7 @@ def _table(rows: list[dict], pop: dict | None) -> list[str]:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for model in MODELS:
-        runs = [r for r in rows if r["model"] == model and r["metrics"]]
+        runs = sorted((r for r in rows if r["model"] == model and r["metrics"]), key=lambda r: r["seed"])
         if not runs:
             continue
         ends = []
