@@ -379,6 +379,12 @@ def markdown(records: list[dict[str, Any]]) -> str:
             note = r.get("note", "")
             if model == "ranker+argus" and "gain" in m:
                 note = f"**gain {m['gain']:+.2%}** (unweighted {m['gain_unweighted']:+.2%}) {note}".strip()
+                rt = r.get("ranker_train")
+                if rt:  # what the ranker learnt the feature from: the validation period's impressions
+                    note += (
+                        f"; ranker trained on {rt['impressions']:,} validation impressions ({rt['pairs']:,} pairs), "
+                        f"{rt['argus_coverage']:.0%} of them with an ARGUS score"
+                    )
             if model in ("argus-twotower", "no-pretrain", "short-finetune") and "steps" in m:
                 note = f"{m['steps']} steps, best epoch {r.get('best_epoch')} {note}".strip()
             lines.append(

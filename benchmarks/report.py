@@ -44,6 +44,8 @@ def commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "argusrec"], cwd=ROOT, capture_output=True, text=True)
+        if not sha.stdout.strip():  # no git here (a copied tree): say so rather than record nothing
+            return "unknown (no git; set ARGUSREC_COMMIT)"
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except OSError:
         return "unknown"
