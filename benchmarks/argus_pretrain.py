@@ -35,6 +35,8 @@ run, and what no longer fits is recorded as not run. A guard also stops a run's 
     python benchmarks/argus_pretrain.py --device cpu --events 60000 --time-budget 40 --deadline 14   # reduced CPU
     python benchmarks/argus_pretrain.py --only quality,ablation --events 1000000
     python benchmarks/argus_pretrain.py --render-only                                # markdown + plot from the JSON
+    python benchmarks/argus_pretrain.py --device cuda --only scaling --presets argus-30m --scaling-epochs 6 \\
+        --set argus-30m:optim.lr=3e-4 --resume --rerun argus-30m                     # one size again, lower lr
 
 Writes benchmarks/results/argus_pretrain.json, its section of docs/benchmarks.md and docs/argus_scaling.png.
 """
@@ -351,6 +353,7 @@ class Bench:
             f"train.device={self.device}",
             f"train.seed={self.args.seed}",
             f"argus.positive_signal={POSITIVE}",
+            *user_overrides(self.args.set, preset),
         ]
         if self.device == "cuda":
             overrides.append("train.bf16=true")  # the default; explicit in the record
@@ -522,6 +525,19 @@ class Bench:
                 for p in ml_presets:
                     self.train(name, data_ml, p, p, "simplified", [])
         print(f"done in {(time.monotonic() - self.start) / 60:.1f} min", flush=True)
+
+
+def user_overrides(items: Sequence[str], preset: str) -> list[str]:
+    """The ``--set [PRESET:]key=value`` overrides that apply to a run of ``preset`` (no prefix: every run)."""
+    out = []
+    for item in items:
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:  # "argus-30m:optim.lr=3e-4"
+            if head == preset:
+                out.append(rest)
+        else:
+            out.append(item)
+    return out
 
 
 def _preset_size(name: str) -> float:
@@ -983,11 +999,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--workdir", default="/tmp/argusrec-bench-argus", help="datasets and run directories")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--resume", action="store_true", help="keep the JSON's records and run only what is missing")
+    ap.add_argument("--rerun", default="", help="with --resume: models (record names) to run again, comma-separated")
     ap.add_argument("--render-only", action="store_true", help="rewrite the markdown and plot from the JSON")
     ap.add_argument("--note", default="", help="a sentence about the run's conditions, stored with the results")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="models (record names) to record as not run, comma-separated")
     ap.add_argument("--threads", type=int, default=None, help="train.num_threads on the CPU")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[PRESET:]KEY=VALUE",
+        help="config override of every run, or of one preset's runs (argus-30m:optim.lr=3e-4); repeatable",
+    )
     ap.add_argument("--oracle-events", type=int, default=100_000, help="test events scored by the NIP oracle")
     args = ap.parse_args(argv)
 
@@ -1014,7 +1038,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         flush=True,
     )
     _install_guard()
-    bench = Bench(args, old if args.resume else [])
+    kept = [r for r in old if r["model"] not in args.rerun.split(",")] if args.resume else []
+    bench = Bench(args, kept)
     bench.run()
     bench.save()
 
