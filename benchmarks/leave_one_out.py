@@ -643,9 +643,10 @@ def markdown(records: list[dict]) -> str:
         "Presets: `sasrec-beauty` / `sasrec-sports` were tuned on validation only (section *Preset tuning* below:",
         "the published SASRec-with-sampled-softmax sizes, dim 256, 1 block, dropout 0.2; cosine logits on Beauty, dot",
         "product with 512 negatives on Sports); rows run before that used the earlier dim-64 / 2-block / dropout-0.5",
-        "presets: the Amazon `sasrec`, `llama` and `rectools-sasrec` rows of the CPU tables. `llama` = the SASRec",
-        "preset with LLaMa blocks. `hstu-*` and `fuxi-*` rows use their own (untuned) presets; the tuning section",
-        "also has HSTU and FuXi-alpha under SASRec's selected recipe.",
+        "presets: the CPU rows of `sasrec` on Sports and of `llama` on both (the Beauty CPU `sasrec` and",
+        "`rectools-sasrec` rows were re-run with the tuned sizes). `llama` = the SASRec preset with LLaMa blocks.",
+        "`hstu-*` and `fuxi-*` rows use their own (untuned) presets; the tuning section also has HSTU and",
+        "FuXi-alpha under SASRec's selected recipe.",
         "",
     ]
     for title, group in (("GPU runs", gpu), ("CPU runs (reduced)", cpu)):
@@ -735,8 +736,8 @@ def _rectools(rows: list[dict]) -> list[str]:
             f"**{om['events_per_s'] / tm['events_per_s']:.2f}x**; peak RSS {om['peak_rss_mb']:,.0f} / "
             f"{tm['peak_rss_mb']:,.0f} MB. (Task reference: RecTools 0.19 full softmax on Beauty ~1,060",
             "events/s, 4.4 GB.) RecTools has no validation-based selection here (its last epoch is scored);",
-            "its loss uses dot-product logits, ours cosine / temperature 0.05. The two throughputs were",
-            "measured minutes apart on a machine shared with other jobs: the wall-clock ratio is rough.",
+            "its loss uses dot-product logits, ours cosine / temperature 0.05. The two were measured one after",
+            "the other on the same machine (see the run conditions for how busy it was).",
         ]
     return lines
 

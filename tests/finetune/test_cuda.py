@@ -15,8 +15,7 @@ from argusrec.data.store import SequenceStore
 from argusrec.finetune import ImpressionBatches, PairConfig, PairwiseTask, TwoTower, build_pairs, finetune_chunks
 from argusrec.recipes.finetune import finetune, finetune_config
 from argusrec.training.device import autocast
-from tests.finetune.conftest import MAX_LEN, make_argus
-from tests.finetune.test_recipe import FT, data, pretrained  # noqa: F401  (module fixtures reused)
+from tests.finetune.conftest import FT, MAX_LEN, make_argus
 from tests.training.test_cuda import _exact_float32, _to, rel_err  # noqa: F401  (autouse fixture reused)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -55,7 +54,7 @@ def test_one_pass_matches_cpu_reference(sim_store: SequenceStore, variant: str) 
     assert float(diff) < 0.25 * float(ref["scores"][on].abs().max())
 
 
-def test_recipe_finetunes_on_cuda_with_bf16(pretrained: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_recipe_finetunes_on_cuda_with_bf16(pretrained: Path, tmp_path: Path) -> None:
     cpu = finetune(finetune_config(pretrained, FT), run_dir=tmp_path / "cpu", progress=False)
     gpu = finetune(
         finetune_config(pretrained, [*FT, "train.device=cuda", "train.bf16=true"]),
