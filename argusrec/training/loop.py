@@ -341,23 +341,23 @@ def fit(
         state.window = window.state()
         if par is not None:
             _save_distributed_last()
-            last_save = time.perf_counter()
-            return
-        save_checkpoint(
-            last_path,
-            make_checkpoint(
-                "last",
-                model=model,
-                progress=asdict(state),
-                history=history,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                rng=rng_state(),
-                stateful=stateful,
-                config=config,
-            ),
-        )
+        else:
+            save_checkpoint(last_path, _last_checkpoint(rng_state()))
         last_save = time.perf_counter()
+
+    def _last_checkpoint(rng: dict) -> dict:
+        """The single-file ``last`` checkpoint (weights, optimizer, scheduler, progress) with ``rng``."""
+        return make_checkpoint(
+            "last",
+            model=model,
+            progress=asdict(state),
+            history=history,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            rng=rng,
+            stateful=stateful,
+            config=config,
+        )
 
     def _save_distributed_last() -> None:
         """Every rank's RNG / stateful / window state; DDP: rank 0 writes last.pt; FSDP: all write last.dcp."""
@@ -377,17 +377,7 @@ def fit(
             }
             distributed.save_dcp(par.sharded_state(optimizer), meta, dcp_path)
         elif ctx.is_main:
-            ckpt = make_checkpoint(
-                "last",
-                model=model,
-                progress=asdict(state),
-                history=history,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                rng=ranks[0]["rng"],
-                stateful=stateful,
-                config=config,
-            )
+            ckpt = _last_checkpoint(ranks[0]["rng"])
             ckpt["distributed"] = info
             save_checkpoint(last_path, ckpt)
 
