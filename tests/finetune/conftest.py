@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from argusrec.config import load_config
 from argusrec.data.simulator import SimulationConfig
 from argusrec.data.store import SequenceStore
-from argusrec.models.argus import Argus, build_argus
+from argusrec.models.argus import Argus
 from argusrec.recipes.data import simulate
 from argusrec.recipes.pretrain import pretrain
+from tests.models import argus_for
 
 MAX_LEN = 48
 
@@ -30,19 +30,8 @@ def _one_thread(one_thread: None) -> None:
 
 
 def make_argus(store: SequenceStore, variant: str = "simplified", *, seed: int = 0, **kw: object) -> Argus:
-    torch.manual_seed(seed)
-    args: dict = dict(
-        variant=variant,
-        vocab_sizes={c: len(store.vocab(c)) for c in store.schema.context},
-        feedback_signals={s: store.schema.feedback_kind(s).value for s in store.schema.feedback},
-        n_items=store.n_items,
-        dim=16,
-        layers=1,
-        heads=2,
-        max_len=MAX_LEN,
-    )
-    args.update(kw)
-    return build_argus(**args)
+    """:func:`tests.models.argus_for` with the fine-tuning tests' history length."""
+    return argus_for(store, variant, seed=seed, **{"max_len": MAX_LEN, **kw})
 
 
 # a tiny pre-trained ARGUS run for the recipe-level tests (module scope: each module pre-trains its own)

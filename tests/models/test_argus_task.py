@@ -18,6 +18,7 @@ from argusrec.data.store import SequenceStore
 from argusrec.models.argus import Argus, build_argus
 from argusrec.models.argus_task import SUPERVISE, ArgusTask
 from argusrec.recipes.data import simulate
+from tests.models import argus_for
 
 MAX_LEN = 24
 
@@ -37,17 +38,7 @@ def _kinds(store: SequenceStore) -> dict[str, str]:
 
 
 def _model(store: SequenceStore, variant: str = "simplified", seed: int = 0) -> Argus:
-    torch.manual_seed(seed)
-    return build_argus(
-        variant=variant,  # type: ignore[arg-type]
-        vocab_sizes={c: len(store.vocab(c)) for c in store.schema.context},
-        feedback_signals=_kinds(store),
-        n_items=store.n_items,
-        dim=32,
-        layers=1,
-        heads=1,
-        max_len=MAX_LEN,
-    )
+    return argus_for(store, variant, seed=seed, dim=32, heads=1, max_len=MAX_LEN)
 
 
 def _task(store: SequenceStore, **kw: object) -> ArgusTask:

@@ -23,10 +23,10 @@ from argusrec.data.splits import leave_one_out, temporal_cutoffs, temporal_split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.argus_eval import evaluate_argus, period_windows, popularity_nip_loss
-from argusrec.models.argus import build_argus
 from argusrec.recipes.data import simulate
 from argusrec.recipes.evaluate import evaluate_run
 from argusrec.recipes.pretrain import NO_CONTEXT, NO_FEEDBACK, log_chunking, pretrain
+from tests.models import argus_for
 
 TINY = [
     "model.dim=32",
@@ -115,17 +115,7 @@ def _split(store: SequenceStore):
 
 
 def _model(store: SequenceStore, max_len: int):
-    torch.manual_seed(0)
-    return build_argus(
-        variant="simplified",
-        vocab_sizes={c: len(store.vocab(c)) for c in store.schema.context},
-        feedback_signals={s: store.schema.feedback_kind(s).value for s in store.schema.feedback},
-        n_items=store.n_items,
-        dim=16,
-        layers=1,
-        heads=1,
-        max_len=max_len,
-    ).eval()
+    return argus_for(store, heads=1, max_len=max_len).eval()
 
 
 def test_evaluation_scores_exactly_the_period_events_even_when_chunked(
