@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS, record, write_results, write_section
+from report import read_results, record, write_results, write_section
 
 BENCH = "argus_finetune"
 MODELS = (
@@ -311,9 +311,8 @@ class Bench:
         from argusrec.recipes.data import simulate
 
         a = self.args
-        existing = RESULTS / f"{BENCH}.json"
-        if a.resume and existing.exists():
-            self.records = json.loads(existing.read_text())
+        if a.resume:
+            self.records = read_results(BENCH)
         sim = self.work / f"sim-{a.events}"
         if not (sim / "manifest.json").exists():
             simulate(SimulationConfig(n_events=a.events, seed=a.seed), sim, overwrite=True, progress=False)
@@ -431,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.render_only:
-        write_section(BENCH, markdown(json.loads((RESULTS / f"{BENCH}.json").read_text())))
+        write_section(BENCH, markdown(read_results(BENCH)))
         return
     Bench(args).run()
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import math
 import os
@@ -60,7 +59,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DOC, RESULTS, ROOT, commit, hardware, today, write_section
+from report import DOC, ROOT, commit, hardware, read_results, today, write_results, write_section
 
 if str(ROOT) not in sys.path:  # run from a checkout where argusrec is not installed (e.g. a GPU machine)
     sys.path.insert(1, str(ROOT))
@@ -189,8 +188,7 @@ class Bench:
         self.save()
 
     def save(self) -> None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"{BENCH}.json").write_text(json.dumps(self.records, indent=2) + "\n")
+        write_results(BENCH, self.records)
         render(self.records)
 
     def left(self) -> float:
@@ -1015,8 +1013,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--oracle-events", type=int, default=100_000, help="test events scored by the NIP oracle")
     args = ap.parse_args(argv)
 
-    path = RESULTS / f"{BENCH}.json"
-    old = json.loads(path.read_text()) if path.exists() else []
+    old = read_results(BENCH)
     if args.render_only:
         render(old)
         print(f"wrote the {BENCH} section of {DOC}" + (f" and {PLOT}" if PLOT.exists() else ""))

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, record, today, write_results, write_section
+from report import ROOT, read_results, record, stamp_note, write_results, write_section
 
 BENCH = "data_pipeline"
 REFERENCE = "reference-polars-inmemory-sort"
@@ -108,10 +108,8 @@ def main() -> None:
     ap.add_argument("--render-only", action="store_true", help="rewrite docs/benchmarks.md from the JSON; run nothing")
     args = ap.parse_args()
     if args.render_only:
-        records = json.loads((ROOT / "benchmarks" / "results" / f"{BENCH}.json").read_text())
-        if args.note:
-            for r in records:
-                r["note_run"] = args.note
+        records = read_results(BENCH)
+        stamp_note(records, args.note)
         write_results(BENCH, records)
         write_section(BENCH, markdown(records))
         return
@@ -237,7 +235,8 @@ def markdown(records: list[dict]) -> str:
     lines = [
         "## Data pipeline (`benchmarks/data_pipeline.py`)",
         "",
-        f"Measured {today()} on {records[0]['hardware']}, commit {records[0]['commit']}. "
+        f"Measured {records[0].get('date', '(date not recorded)')} on {records[0]['hardware']}, "
+        f"commit {records[0]['commit']}. "
         "Wall-clock time of the whole CLI",
         "process (start-up included), peak RSS from the kernel. `prepare` reads the simulator's raw",
         "Parquet log with the generic adapter (4 feedback, 2 context columns and request ids; the",

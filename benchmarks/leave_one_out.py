@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS, ROOT, record, write_results, write_section
+from report import ROOT, read_results, record, stamp_note, write_results, write_section
 
 BENCH = "leave_one_out"
 SHARED = ROOT.parent / "shared" / "data"
@@ -517,13 +517,10 @@ def main() -> None:
         child_eval(args.child_eval)
         return
     globals()["SHARED"] = Path(args.shared)
-    path = RESULTS / f"{BENCH}.json"
-    records = json.loads(path.read_text()) if (args.render_only or args.resume) and path.exists() else []
+    records = read_results(BENCH) if args.render_only or args.resume else []
     runner = Runner(args, records)
     if args.render_only:
-        if args.note:
-            for r in records:
-                r["note_run"] = args.note
+        stamp_note(records, args.note)
         runner.save()
         return
     datasets, models = args.datasets.split(","), args.models.split(",")

@@ -69,8 +69,22 @@ def record(
         "seconds": round(seconds, 3),
         "hardware": hardware(),
         "commit": commit(),
+        "date": today(),
         **extra,
     }
+
+
+def read_results(benchmark: str) -> list[dict[str, Any]]:
+    """The records of benchmarks/results/<benchmark>.json ([] when there are none yet)."""
+    path = RESULTS / f"{benchmark}.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def stamp_note(records: list[dict[str, Any]], note: str) -> None:
+    """Set every record's run-conditions note (``--render-only --note``: describe runs after the fact)."""
+    if note:
+        for r in records:
+            r["note_run"] = note
 
 
 def write_results(benchmark: str, records: list[dict[str, Any]]) -> Path:

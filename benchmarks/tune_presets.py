@@ -43,7 +43,6 @@ Writes benchmarks/results/tune_presets.json (after every run; without ``--resume
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import threading
@@ -56,7 +55,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import leave_one_out as loo
-from report import RESULTS, record, write_results, write_section
+from report import read_results, record, stamp_note, write_results, write_section
 
 BENCH = "tune_presets"
 MONITOR = "valid/NDCG@10"  # the only metric that chooses
@@ -421,17 +420,14 @@ def main() -> None:
     ap.add_argument("--print-best", action="store_true", help="print the entries chosen on validation; run nothing")
     args = ap.parse_args()
     loo.SHARED = Path(args.shared)
-    path = RESULTS / f"{BENCH}.json"
     keep = args.render_only or args.print_best or args.resume
-    records = json.loads(path.read_text()) if keep and path.exists() else []
+    records = read_results(BENCH) if keep else []
     if args.print_best:
         print_best(records)
         return
     sweep = Sweep(args, records)
     if args.render_only:
-        if args.note:
-            for r in records:
-                r["note_run"] = args.note
+        stamp_note(records, args.note)
         sweep.save()
         return
     datasets, models = args.datasets.split(","), args.models.split(",")
