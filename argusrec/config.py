@@ -69,6 +69,11 @@ class LossConfig(_Config):
     kind: Literal["sampled_softmax", "full_softmax"] = "sampled_softmax"
     uniform_negatives: int = Field(256, ge=0)
     in_batch_negatives: bool = False
+    uniform_sharing: Literal["batch", "position"] = Field(
+        "batch",
+        description="batch: one set of uniform negatives shared by every position of a batch (ARGUS); "
+        "position: each position draws its own (RecTools/eSASRec SASRec; no in-batch negatives; M x R x D memory)",
+    )
     logq: bool = Field(False, description="subtract log Q(j) of the negative sampler (ARGUS recipe)")
     temperature: float | Literal["learned"] = Field(0.05, description="fixed value, or 'learned' (clipped)")
     similarity: Literal["dot", "cosine"] | None = Field(
@@ -81,6 +86,11 @@ class LossConfig(_Config):
     def _has_negatives(self) -> LossConfig:
         if self.kind == "sampled_softmax" and self.uniform_negatives == 0 and not self.in_batch_negatives:
             raise ValueError("sampled softmax needs loss.uniform_negatives > 0 or loss.in_batch_negatives: true")
+        if self.uniform_sharing == "position" and (self.in_batch_negatives or self.uniform_negatives == 0):
+            raise ValueError(
+                "loss.uniform_sharing: position draws uniform negatives for every position: it needs "
+                "loss.uniform_negatives > 0 and loss.in_batch_negatives: false"
+            )
         if isinstance(self.temperature, float) and not 0.01 <= self.temperature <= 100:
             raise ValueError(f"loss.temperature={self.temperature} outside [0.01, 100]")
         return self

@@ -2,8 +2,8 @@
 
 Pure functions of tensors (plus :class:`LearnedTemperature`, a one-parameter module); no I/O, no
 device choice. Letters (docs/notation.md): M supervised positions (the flattened, unpadded positions
-of a batch that carry a next-item target), R negatives shared by all M positions, D width, V catalog
-(item ids 1..V, 0 = padding), F feedback signals.
+of a batch that carry a next-item target), R negatives (shared by all M positions, or per position),
+D width, V catalog (item ids 1..V, 0 = padding), F feedback signals.
 
 Where the negatives come from and what their log Q is — in-batch + uniform sampling, item
 frequencies, :func:`argusrec.data.negatives.mixed_log_q` — lives in :mod:`argusrec.data.negatives`;
@@ -78,22 +78,24 @@ def sampled_softmax_loss(
     reduction: Reduction = "mean",
     weights: Tensor | None = None,
 ) -> Tensor:
-    """Cross-entropy of the positive against R negatives shared by every position (ARGUS.md §3).
+    """Cross-entropy of the positive against R negatives, shared by every position or drawn per position.
 
     Each row m scores 1 + R candidates, the positive first (logits (M, 1 + R)):
     ``s(j) = sim(q_m, e_j) / T - log Q(j)``, where ``sim`` is the dot product or cosine similarity.
+    Shared negatives (R, D) are one set for the whole batch (ARGUS.md §3); per-position negatives
+    (M, R, D) give every row its own R (RecTools' and eSASRec's SASRec), at M x R x D memory.
 
     Args:
         query: (M, D) query vectors (the user state at each supervised position).
         positive: (M, D) vector of each row's target item.
         positive_ids: (M,) int target item ids, 1..V.
-        negatives: (R, D) negative item vectors, shared by all M rows.
-        negative_ids: (R,) int negative item ids (duplicates allowed; see
-            :func:`argusrec.data.negatives.build_negatives` for the deduplicated form).
+        negatives: (R, D) negative item vectors shared by all M rows, or (M, R, D): row m's own R.
+        negative_ids: (R,) or (M, R) int negative item ids, matching ``negatives`` (duplicates allowed;
+            see :func:`argusrec.data.negatives.build_negatives` for the deduplicated shared form).
         temperature: scalar T > 0, a float or a 0-d tensor (e.g. :class:`LearnedTemperature` output,
             which then receives gradients).
         positive_log_q: (M,) log Q of each row's positive, or None for no correction.
-        negative_log_q: (R,) log Q of each negative, or None. Give both or neither: ARGUS.md §3
+        negative_log_q: log Q of each negative, shaped like ``negative_ids``, or None. Give both or neither: ARGUS.md §3
             subtracts log Q from every candidate including the positive; to correct only the
             negatives, pass zeros for ``positive_log_q`` explicitly.
         similarity: ``"dot"`` (ARGUS) or ``"cosine"`` (HSTU, PEERS.md §1).
@@ -107,10 +109,17 @@ def sampled_softmax_loss(
     """
     if query.dim() != 2 or positive.shape != query.shape:
         raise ValueError(f"query and positive must both be (M, D), got {tuple(query.shape)}, {tuple(positive.shape)}")
-    if negatives.dim() != 2 or negatives.shape[1] != query.shape[1]:
-        raise ValueError(f"negatives must be (R, D) with D = {query.shape[1]}, got {tuple(negatives.shape)}")
-    if positive_ids.shape != query.shape[:1] or negative_ids.shape != negatives.shape[:1]:
-        raise ValueError("positive_ids must be (M,) and negative_ids (R,) matching the vectors")
+    per_row = negatives.dim() == 3
+    if (
+        negatives.dim() not in (2, 3)
+        or negatives.shape[-1] != query.shape[1]
+        or (per_row and negatives.shape[0] != query.shape[0])
+    ):
+        raise ValueError(
+            f"negatives must be (R, D) or (M, R, D) with M, D = {tuple(query.shape)}, got {tuple(negatives.shape)}"
+        )
+    if positive_ids.shape != query.shape[:1] or negative_ids.shape != negatives.shape[:-1]:
+        raise ValueError("positive_ids must be (M,) and negative_ids (R,) or (M, R) matching the vectors")
     if (positive_log_q is None) != (negative_log_q is None):
         raise ValueError(
             "give both positive_log_q and negative_log_q, or neither (ARGUS.md §3 corrects every candidate)"
@@ -120,20 +129,23 @@ def sampled_softmax_loss(
     # float32 for the softmax: under bf16 autocast the logsumexp over thousands of candidates loses
     # the small differences that carry the gradient.
     pos_logit = (query * positive).sum(dim=-1, keepdim=True).float() / temperature  # (M, 1)
-    neg_logits = (query @ negatives.T).float() / temperature  # (M, R)
+    if per_row:
+        neg_logits = torch.einsum("md,mrd->mr", query, negatives).float() / temperature  # (M, R)
+    else:
+        neg_logits = (query @ negatives.T).float() / temperature  # (M, R)
     if positive_log_q is not None and negative_log_q is not None:
         if positive_log_q.shape != positive_ids.shape or negative_log_q.shape != negative_ids.shape:
-            raise ValueError("positive_log_q must be (M,) and negative_log_q (R,)")
+            raise ValueError("positive_log_q must be (M,) and negative_log_q shaped like negative_ids")
         # Subtracted after the temperature: log Q describes the sampler, which does not depend on T
         # (s(j) = <q, e_j> / T - log Q(j), ARGUS.md §3); the positive is corrected too ([our choice]
         # in ARGUS.md §3, the standard correction).
         pos_logit = pos_logit - positive_log_q.float()[:, None]  # (M, 1)
-        neg_logits = neg_logits - negative_log_q.float()[None, :]  # (M, R)
+        neg_logits = neg_logits - (negative_log_q if per_row else negative_log_q[None, :]).float()  # (M, R)
     if mask_accidental_hits:
         # A negative equal to the row's positive would be pushed down and up at once, and the
         # positive would be counted twice in the partition sum; -inf removes it from the softmax,
         # and masked_fill's backward gives the masked entries exactly zero gradient.
-        hits = negative_ids[None, :] == positive_ids[:, None]  # (M, R)
+        hits = (negative_ids if per_row else negative_ids[None, :]) == positive_ids[:, None]  # (M, R)
         neg_logits = neg_logits.masked_fill(hits, float("-inf"))  # (M, R)
     logits = torch.cat([pos_logit, neg_logits], dim=1)  # (M, 1 + R), the positive in column 0
     target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)  # the positive is column 0

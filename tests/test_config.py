@@ -44,6 +44,12 @@ def test_unset_similarity_follows_the_model(tmp_path: Path) -> None:
         ("data: {path: x}\n", ["model.normalize=true", "loss.similarity=dot"], "dot and model.normalize=true"),
         ("data: {path: x}\nmodel: {kind: hstu, ffn_dim: 64}\n", [], "HSTU layers have no feed-forward network"),
         ("data: {path: x}\n", ["loss.uniform_negatives=0"], "needs loss.uniform_negatives > 0"),
+        (
+            "data: {path: x}\n",
+            ["loss.uniform_sharing=position", "loss.in_batch_negatives=true"],
+            "loss.uniform_sharing: position",
+        ),
+        ("data: {path: x}\n", ["loss.uniform_sharing=row"], "loss.uniform_sharing"),
         ("data: {path: x}\n", ["data.max_len=1"], "data.max_len"),
         ("data: {path: x}\n", ["noequals"], "expected key.path=value"),
         ("model: {dim: 8}\n", [], "data: Field required"),

@@ -57,6 +57,49 @@ def test_sampled_equals_full_softmax_when_negatives_are_the_catalog(similarity: 
     assert unmasked > full + 1e-3
 
 
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_per_row_negatives_match_row_by_row_shared_losses(similarity: Similarity) -> None:
+    table, query, targets = _setup(1)
+    g = torch.Generator().manual_seed(5)
+    neg_ids = torch.randint(1, V + 1, (M, 6), generator=g)  # (M, R): each row its own, hits included
+    neg_ids[0, 2] = targets[0]  # an accidental hit, masked in row 0 only
+    log_q = torch.rand(M, 6, generator=g)
+    pos_log_q = torch.rand(M, generator=g)
+    kw = {"temperature": 0.4, "similarity": similarity}
+    per_row = sampled_softmax_loss(
+        query,
+        table[targets],
+        targets,
+        table[neg_ids],
+        neg_ids,
+        positive_log_q=pos_log_q,
+        negative_log_q=log_q,
+        reduction="none",
+        **kw,
+    )
+    for m in range(M):  # row m alone, with its negatives as a shared set of one row
+        alone = sampled_softmax_loss(
+            query[m : m + 1],
+            table[targets[m : m + 1]],
+            targets[m : m + 1],
+            table[neg_ids[m]],
+            neg_ids[m],
+            positive_log_q=pos_log_q[m : m + 1],
+            negative_log_q=log_q[m],
+            **kw,
+        )
+        torch.testing.assert_close(per_row[m], alone)
+    # the same negatives in every row, given per row, equal the shared form
+    shared_ids = neg_ids[1]
+    shared = sampled_softmax_loss(query, table[targets], targets, table[shared_ids], shared_ids, **kw)
+    rows = shared_ids.expand(M, -1)
+    torch.testing.assert_close(sampled_softmax_loss(query, table[targets], targets, table[rows], rows, **kw), shared)
+    with pytest.raises(ValueError, match=r"\(M, R, D\)"):
+        sampled_softmax_loss(query, table[targets], targets, table[neg_ids[:3]], neg_ids[:3], **kw)
+    with pytest.raises(ValueError, match="negative_ids"):
+        sampled_softmax_loss(query, table[targets], targets, table[neg_ids], neg_ids[:, :2], **kw)
+
+
 def test_full_softmax_against_cross_entropy_and_padding_excluded() -> None:
     table, query, targets = _setup(1)
     logits = query @ table.T / 0.5

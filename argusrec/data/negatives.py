@@ -96,13 +96,15 @@ class UniformSampler:
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(self.seed)
 
-    def sample(self, n: int, device: torch.device | str | None = None) -> Tensor:
-        """``n`` ids drawn independently and uniformly from 1..V, with replacement.
+    def sample(self, n: int | tuple[int, ...], device: torch.device | str | None = None) -> Tensor:
+        """Ids drawn independently and uniformly from 1..V, with replacement: ``n`` of them, or a tensor
+        of shape ``n`` when it is a tuple (e.g. (M, R): R per supervised position).
 
         Returns:
-            (n,) int64 on ``device`` (CPU when None).
+            (n,) or ``n``-shaped int64 on ``device`` (CPU when None).
         """
-        ids = torch.randint(1, self.n_items + 1, (n,), generator=self.generator)  # (R,)
+        size = (n,) if isinstance(n, int) else tuple(n)
+        ids = torch.randint(1, self.n_items + 1, size, generator=self.generator)  # (R,) or (M, R)
         return ids if device is None else ids.to(device)
 
     def state_dict(self) -> dict[str, Any]:

@@ -69,8 +69,9 @@ class ArgusTask:
         context_fields: context columns fed to the model (empty when the model has no context fields).
         feedback_inputs: feedback columns fed to the model (its feedback embedding's signals).
         fp_kinds: signal -> ``"binary"`` / ``"continuous"`` of the signals that carry an FP loss; empty = NIP only.
-        uniform_negatives: R uniform negatives per batch, shared by every NIP target.
+        uniform_negatives: R uniform negatives per batch, shared by every NIP target (or per target).
         in_batch_negatives: also use the batch's NIP positives as negatives.
+        uniform_sharing: ``"batch"`` (one shared set, ARGUS.md §3) or ``"position"`` (R per NIP target).
         item_freq: (V + 1,) item counts of the supervised *training* events (the in-batch sampler's
             distribution, §3); needed when ``logq`` and ``in_batch_negatives``.
         logq: subtract log Q(j) from every candidate's logit (training only, §3).
@@ -98,6 +99,7 @@ class ArgusTask:
         item_freq: Tensor | None = None,
         logq: bool = True,
         similarity: Similarity = "dot",
+        uniform_sharing: Literal["batch", "position"] = "batch",
         nip_on: Literal["all", "positives"] = "all",
         positive_signal: str | None = None,
         positive_threshold: float = 0.5,
@@ -127,6 +129,7 @@ class ArgusTask:
             item_freq=item_freq,
             logq=logq,
             similarity=similarity,
+            uniform_sharing=uniform_sharing,
             seed=seed,
         )
         self.nip_on = nip_on

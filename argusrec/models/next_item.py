@@ -1,13 +1,13 @@
 """Next-item prediction on history chunks: the training task of SASRec, HSTU, FuXi-alpha (and ARGUS's NIP).
 
 Every position n of a chunk predicts the item at n + 1. The loss is a sampled softmax over the
-positive, shared uniform negatives and (optionally) the batch's other positives, with optional logQ
+positive, uniform negatives (shared, or per position) and (optionally) the batch's other positives, with optional logQ
 correction (ARGUS.md §3), or a full softmax for small catalogs.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
 from torch import Tensor, nn
 
@@ -22,8 +22,10 @@ class NextItemTask:
     Args:
         n_items: catalog size V (ids 1..V).
         kind: "sampled_softmax" or "full_softmax".
-        uniform_negatives: R uniform negatives per batch, shared by every position.
+        uniform_negatives: R uniform negatives per batch, shared by every position (or per position).
         in_batch_negatives: also use the batch's positives as negatives.
+        uniform_sharing: ``"batch"`` (one shared set) or ``"position"`` (R per position), see
+            :class:`~argusrec.models.nip_loss.SampledNextItemLoss`.
         item_freq: (V + 1,) training-stream item counts, needed for logQ with in-batch negatives.
         logq: subtract log Q(j) of the mixed sampler from every logit (training only).
         seed: seed of the uniform sampler (its state is checkpointed through :meth:`state_dict`).
@@ -38,6 +40,7 @@ class NextItemTask:
         in_batch_negatives: bool = False,
         item_freq: Tensor | None = None,
         logq: bool = False,
+        uniform_sharing: Literal["batch", "position"] = "batch",
         seed: int = 0,
     ) -> None:
         self.nip = (
@@ -47,6 +50,7 @@ class NextItemTask:
                 in_batch_negatives=in_batch_negatives,
                 item_freq=item_freq,
                 logq=logq,
+                uniform_sharing=uniform_sharing,
                 seed=seed,
             )
             if kind == "sampled_softmax"

@@ -243,6 +243,7 @@ def argus_training(
         item_freq=torch.from_numpy(train_freq),
         logq=config.loss.logq,
         similarity=config.similarity,
+        uniform_sharing=config.loss.uniform_sharing,
         nip_on=a.nip_on,
         positive_signal=a.positive_signal,
         positive_threshold=a.positive_threshold,
@@ -392,10 +393,10 @@ def argus_model_card(
 - **protocol**: {config.data.split} ({json.dumps(split.summary())}); windows of {config.data.max_len} events, the whole
   earlier history as context, losses only on the period's events; NIP loss = full-catalog softmax (no logQ);
   model selected on validation `{config.train.monitor}` only
-- **training**: NIP on {a.nip_on} (weight {a.nip_weight}), sampled softmax ({loss.uniform_negatives} uniform negatives,
-  in-batch {loss.in_batch_negatives}, logQ {loss.logq}, temperature {loss.temperature}, {loss.similarity}); FP
-  weights {a.fp_weights or "all 1"}; AdamW lr {config.optim.lr}; best epoch {summary["best_epoch"]} of
-  {summary["epochs_run"]}, {summary["steps"]} steps, {summary["train_seconds"]:.1f} s,
+- **training**: NIP on {a.nip_on} (weight {a.nip_weight}), sampled softmax ({loss.uniform_negatives} uniform negatives
+  per {loss.uniform_sharing}, in-batch {loss.in_batch_negatives}, logQ {loss.logq}, temperature {loss.temperature},
+  {loss.similarity}); FP weights {a.fp_weights or "all 1"}; AdamW lr {config.optim.lr}; best epoch
+  {summary["best_epoch"]} of {summary["epochs_run"]}, {summary["steps"]} steps, {summary["train_seconds"]:.1f} s,
   {m.get("events_per_s", float("nan")):,.0f} NIP targets/s{notes}
 - **hardware**: {device} ({platform.processor() or platform.machine()}, torch {torch.__version__});
   argusrec {__version__}

@@ -98,6 +98,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
         in_batch_negatives=config.loss.in_batch_negatives,
         item_freq=freq,
         logq=config.loss.logq,
+        uniform_sharing=config.loss.uniform_sharing,
         seed=config.train.seed,
     )
 
@@ -235,10 +236,11 @@ def model_card(
 - **protocol**: {config.data.split} ({json.dumps(split.summary())}), history length {config.data.max_len},
   full-catalog ranking, history items {"removed" if config.eval.filter_history else "kept"}, pessimistic ties;
   model selected on validation `{config.train.monitor}` only
-- **training**: {config.loss.kind} ({config.loss.uniform_negatives} uniform negatives, in-batch
-  {config.loss.in_batch_negatives}, logQ {config.loss.logq}, temperature {config.loss.temperature}), AdamW lr
-  {config.optim.lr}; best epoch {summary["best_epoch"]} of {summary["epochs_run"]}, {summary["steps"]} steps,
-  {summary["train_seconds"]:.1f} s, {m.get("events_per_s", float("nan")):,.0f} training targets/s
+- **training**: {config.loss.kind} ({config.loss.uniform_negatives} uniform negatives per
+  {config.loss.uniform_sharing}, in-batch {config.loss.in_batch_negatives}, logQ {config.loss.logq}, temperature
+  {config.loss.temperature}), AdamW lr {config.optim.lr}; best epoch {summary["best_epoch"]} of
+  {summary["epochs_run"]}, {summary["steps"]} steps, {summary["train_seconds"]:.1f} s,
+  {m.get("events_per_s", float("nan")):,.0f} training targets/s
 - **hardware**: {device} ({platform.processor() or platform.machine()}, torch {torch.__version__});
   argusrec {__version__}
 
