@@ -22,7 +22,10 @@ are already those of the Amazon presets):
 
 Keys a model has no use for are dropped for it (HSTU has no FFN: ``model.ffn_dim``), and so is any key its
 config rejects; the records say what was dropped. Grid ``around`` varies esasrec's learning
-rate and dropout. ``--labels`` runs a subset of a grid.
+rate and dropout. Grid ``negatives`` varies where esasrec's negatives come from: 256 uniform negatives
+shared by the batch (``esasrec``), 256 drawn for every position as RecTools' SASRec does (``esasrec-pos``,
+``esasrec-pos-cos`` with cosine logits), or the full catalog (``esasrec-full``). ``--labels`` runs a
+subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
     python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
@@ -107,6 +110,12 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("esasrec-drop0.3", _with(ESASREC, "model.dropout=0.3")),
         ("esasrec-drop0.1", _with(ESASREC, "model.dropout=0.1")),
         ("esasrec-beta999", _with(ESASREC, "optim.betas=[0.9,0.999]")),  # torch's Adam default (RecTools)
+    ],
+    "negatives": [
+        ("esasrec", ESASREC),
+        ("esasrec-pos", _with(ESASREC, "loss.uniform_sharing=position")),  # RecTools' sampler: R per position
+        ("esasrec-pos-cos", _with(ESASREC, *COSINE, "loss.uniform_sharing=position")),
+        ("esasrec-full", _with(ESASREC, "loss.kind=full_softmax")),
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).
