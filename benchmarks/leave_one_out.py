@@ -637,13 +637,15 @@ def markdown(records: list[dict]) -> str:
         "How each run ended: `early stop` (patience on validation), `cap` (the epoch cap), `time limit` (stopped at",
         "its wall-clock limit, its best checkpoint so far evaluated: a lower bound of what the preset reaches).",
         "",
-        "Presets: `sasrec-beauty` / `sasrec-sports` were tuned on validation only (section *Preset tuning* below:",
-        "the published SASRec-with-sampled-softmax sizes, dim 256, 1 block, dropout 0.2; cosine logits on Beauty, dot",
-        "product with 512 negatives on Sports); rows run before that used the earlier dim-64 / 2-block / dropout-0.5",
-        "presets: the CPU rows of `sasrec` on Sports and of `llama` on both (the Beauty CPU `sasrec` and",
-        "`rectools-sasrec` rows were re-run with the tuned sizes). `llama` = the SASRec preset with LLaMa blocks.",
-        "`hstu-*` and `fuxi-*` rows use their own (untuned) presets; the tuning section also has HSTU and",
-        "FuXi-alpha under SASRec's selected recipe.",
+        "Presets: `sasrec-beauty` / `sasrec-sports` are now the published SASRec-with-sampled-softmax recipe",
+        "(eSASRec README, RecTools SASRecModel: dim 256, 1 block, 1 head, dropout 0.2, dot-product logits, 256",
+        "uniform negatives drawn for every position, randomly mixed batches), chosen on validation (section *Where",
+        "SASRec's gap came from* below). Which preset a row ran with follows from its commit: GPU `sasrec` rows",
+        "(0a521e4) used the previous tuned presets (negatives shared by the batch: cosine / 0.05 on Beauty, dot with",
+        "512 on Sports; length-bucketed batches); CPU `sasrec` rows of d565197 or later the current ones; older CPU",
+        "rows of `sasrec` on Sports and of `llama` the first dim-64 / 2-block / dropout-0.5 presets. `llama` = the",
+        "SASRec preset with LLaMa blocks. `hstu-*` and `fuxi-*` rows use their own (untuned) presets; the tuning",
+        "section also has HSTU and FuXi-alpha under SASRec's earlier recipe.",
         "",
     ]
     for title, group in (("GPU runs", gpu), ("CPU runs (reduced)", cpu)):
@@ -657,9 +659,9 @@ def markdown(records: list[dict]) -> str:
         if title.startswith("CPU"):
             caps = sorted({r["epochs_cap"] for r in group if r.get("epochs_cap")})
             lines += [
-                f"**Reduced**: epoch caps {caps} set per run from a wall-clock budget on 2 shared CPU cores; runs",
-                "that hit their cap were still improving. Kept for the RecTools comparison (same machine, same",
-                "epochs).",
+                f"**Reduced** where a row ended at its `cap`: epoch caps {caps} set per run from a wall-clock budget",
+                "on 2 shared CPU cores; such runs were still improving. Rows that ended by `early stop` trained to",
+                "convergence. Kept for the RecTools comparison (same machine, same epochs).",
                 "",
             ]
         for dataset in DATASETS:

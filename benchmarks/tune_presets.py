@@ -22,10 +22,11 @@ are already those of the Amazon presets):
 
 Keys a model has no use for are dropped for it (HSTU has no FFN: ``model.ffn_dim``), and so is any key its
 config rejects; the records say what was dropped. Grid ``around`` varies esasrec's learning
-rate and dropout. Grid ``negatives`` varies where esasrec's negatives come from: 256 uniform negatives
-shared by the batch (``esasrec``), 256 drawn for every position as RecTools' SASRec does (``esasrec-pos``,
-``esasrec-pos-cos`` with cosine logits), or the full catalog (``esasrec-full``). ``--labels`` runs a
-subset of a grid.
+rate and dropout. Grid ``sampler`` varies where esasrec's negatives come from and how its batches are
+formed: 256 uniform negatives shared by the batch (``esasrec``) or drawn for every position as RecTools'
+SASRec does (``-pos``; ``esasrec-pos-cos`` with cosine logits), the full catalog (``esasrec-full``), and
+length-bucketed batches (the default) or randomly mixed ones (``-mixed``; the current Amazon presets are
+``esasrec-pos-mixed``). ``--labels`` runs a subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
     python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
@@ -76,6 +77,10 @@ ESASREC = [
     "model.normalize=false",
     "loss.similarity=dot",
     "loss.temperature=1.0",
+    # the sampler and batching the grids were first run with (the presets' settings until d565197): negatives
+    # shared by the batch, length-bucketed batches; grid ``sampler`` changes them
+    "loss.uniform_sharing=batch",
+    "train.bucket_batches=64",
 ]
 COSINE = ["model.normalize=true", "loss.similarity=cosine", "loss.temperature=0.05"]
 
@@ -111,11 +116,13 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("esasrec-drop0.1", _with(ESASREC, "model.dropout=0.1")),
         ("esasrec-beta999", _with(ESASREC, "optim.betas=[0.9,0.999]")),  # torch's Adam default (RecTools)
     ],
-    "negatives": [
+    "sampler": [
         ("esasrec", ESASREC),
         ("esasrec-pos", _with(ESASREC, "loss.uniform_sharing=position")),  # RecTools' sampler: R per position
-        ("esasrec-pos-cos", _with(ESASREC, *COSINE, "loss.uniform_sharing=position")),
-        ("esasrec-full", _with(ESASREC, "loss.kind=full_softmax")),
+        ("esasrec-mixed", _with(ESASREC, "train.bucket_batches=null")),  # randomly mixed batches
+        ("esasrec-pos-mixed", _with(ESASREC, "loss.uniform_sharing=position", "train.bucket_batches=null")),
+        ("esasrec-pos-cos", _with(ESASREC, *COSINE, "loss.uniform_sharing=position", "train.bucket_batches=null")),
+        ("esasrec-full", _with(ESASREC, "loss.kind=full_softmax", "train.bucket_batches=null")),
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).
