@@ -29,6 +29,7 @@ Writes benchmarks/results/leave_one_out.json (after every run) and its section o
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -100,6 +101,28 @@ def preset_for(model: str, dataset: str) -> tuple[str, list[str]]:
     else:
         preset = f"{base}-{dataset}" if family == "amazon" else f"{base}-ml-1m"
     return preset, extra
+
+
+def preset_digest(model: str, dataset: str) -> str:
+    """8 hex digits naming the resolved preset of (model, dataset): rows of different preset versions stay apart."""
+    from argusrec.config import load_config
+
+    preset, extra = preset_for(model, dataset)
+    return hashlib.sha1(load_config(preset, extra).to_yaml().encode()).hexdigest()[:8]
+
+
+def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
+    """A model's runs split by preset version (records without a digest predate it), newest version first.
+
+    Returns (label suffix, runs) pairs; the suffix is empty when all runs share one version.
+    """
+    groups: dict[str | None, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(r.get("preset_digest"), []).append(r)
+    if len(groups) == 1:
+        return [("", runs)]
+    order = sorted(groups, key=lambda d: max(str(r.get("date") or "") for r in groups[d]), reverse=True)
+    return [(f" (preset {d})" if d else " (earlier preset)", groups[d]) for d in order]
 
 
 def train_targets(data: Path, max_len: int) -> int:
@@ -361,6 +384,7 @@ class Runner:
             run.seconds,
             seed=seed,
             preset=preset,
+            preset_digest=preset_digest(model, dataset),
             overrides=run.overrides,
             epochs_cap=cap,
             max_epochs=self.args.max_epochs,
@@ -582,37 +606,9 @@ def _table(rows: list[dict], pop: dict | None) -> list[str]:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for model in MODELS:
-        runs = sorted((r for r in rows if r["model"] == model and r["metrics"]), key=lambda r: r["seed"])
-        if not runs:
-            continue
-        ends = []
-        for r in runs:
-            how = (
-                "time limit"
-                if r.get("stopped_by_time_limit")
-                else "early stop"
-                if r.get("stopped_early")
-                else ("cap" if model != "rectools-sasrec" else "fixed")
-            )
-            best = f" ({r['best_epoch']})" if r.get("best_epoch") is not None else ""
-            ends.append(f"{r['epochs_run']}/{r['epochs_cap']}{best} {how}")
-        cols = []
-        for k in (*METRICS[:4], "MRR", "valid/NDCG@10"):
-            key = k if "/" in k else f"test/{k}"
-            vals = [r["metrics"][key] for r in runs if key in r["metrics"]]
-            if k == "MRR" and not vals:
-                vals = [r["metrics"]["test/MRR@50"] for r in runs if "test/MRR@50" in r["metrics"]]
-                cols.append(_mean_std(vals) + " (@50)" if vals else "—")
-                continue
-            cols.append(_mean_std(vals))
-        tps = [r["metrics"]["events_per_s"] for r in runs if not math.isnan(r["metrics"].get("events_per_s", math.nan))]
-        seeds = ",".join(str(r["seed"]) for r in runs)
-        lines.append(
-            f"| {model} | {seeds} | {'; '.join(ends)} | {' | '.join(cols)} | "
-            f"{np.mean(tps):,.0f} | {runs[0]['ran_on']} |"
-            if tps
-            else f"| {model} | {seeds} | {'; '.join(ends)} | {' | '.join(cols)} | — | {runs[0]['ran_on']} |"
-        )
+        every = sorted((r for r in rows if r["model"] == model and r["metrics"]), key=lambda r: r["seed"])
+        for suffix, runs in _variants(every) if every else []:
+            lines.append(_table_row(model + suffix, model, runs))
     if pop:
         lines.append(
             "| most popular | — | — | "
@@ -620,6 +616,34 @@ def _table(rows: list[dict], pop: dict | None) -> list[str]:
             + " | — | — | same targets |"
         )
     return lines
+
+
+def _table_row(label: str, model: str, runs: list[dict]) -> str:
+    """One table row: ``runs`` (one model, one preset version) as mean ± std over their seeds."""
+    ends = []
+    for r in runs:
+        how = (
+            "time limit"
+            if r.get("stopped_by_time_limit")
+            else "early stop"
+            if r.get("stopped_early")
+            else ("cap" if model != "rectools-sasrec" else "fixed")
+        )
+        best = f" ({r['best_epoch']})" if r.get("best_epoch") is not None else ""
+        ends.append(f"{r['epochs_run']}/{r['epochs_cap']}{best} {how}")
+    cols = []
+    for k in (*METRICS[:4], "MRR", "valid/NDCG@10"):
+        key = k if "/" in k else f"test/{k}"
+        vals = [r["metrics"][key] for r in runs if key in r["metrics"]]
+        if k == "MRR" and not vals:
+            vals = [r["metrics"]["test/MRR@50"] for r in runs if "test/MRR@50" in r["metrics"]]
+            cols.append(_mean_std(vals) + " (@50)" if vals else "—")
+            continue
+        cols.append(_mean_std(vals))
+    tps = [r["metrics"]["events_per_s"] for r in runs if not math.isnan(r["metrics"].get("events_per_s", math.nan))]
+    seeds = ",".join(str(r["seed"]) for r in runs)
+    speed = f"{np.mean(tps):,.0f}" if tps else "—"
+    return f"| {label} | {seeds} | {'; '.join(ends)} | {' | '.join(cols)} | {speed} | {runs[0]['ran_on']} |"
 
 
 def markdown(records: list[dict]) -> str:
@@ -691,15 +715,19 @@ def _published(dataset: str, rows: list[dict]) -> list[str]:
     lines = ["", "Published (PEERS.md §5, same filtered protocol, full training, history 50):", ""]
     lines += ["| model | NDCG@10 | HR@10 (= Recall@10) | source |", "|---|---:|---:|---|"]
     lines += [f"| {n} | {nd:.4f} | {hr:.4f} | {src} |" for n, nd, hr, src in PUBLISHED[dataset]]
-    by_model: dict[str, list[dict]] = {}
-    for r in rows:
-        if r["metrics"].get("valid/NDCG@10") is not None and r["model"] != "rectools-sasrec":
-            by_model.setdefault(r["model"], []).append(r)
+    by_model: dict[str, list[dict]] = {}  # "model" or "model (preset ...)" -> its runs
+    for model in MODELS:
+        if model == "rectools-sasrec":
+            continue
+        runs = [r for r in rows if r["model"] == model and r["metrics"].get("valid/NDCG@10") is not None]
+        for suffix, group in _variants(runs) if runs else []:
+            by_model[model + suffix] = group
     if not by_model:
         return lines
     best = max(by_model, key=lambda m: np.mean([r["metrics"]["valid/NDCG@10"] for r in by_model[m]]))
     test = float(np.mean([r["metrics"]["test/NDCG@10"] for r in by_model[best]]))
-    sas = [r["metrics"]["test/NDCG@10"] for r in by_model.get("sasrec", [])]
+    newest_sasrec = next((m for m in by_model if m.split(" ")[0] == "sasrec"), None)  # _variants: newest first
+    sas = [r["metrics"]["test/NDCG@10"] for r in by_model[newest_sasrec]] if newest_sasrec else []
     lines += [
         "",
         f"Best model on validation: **{best}** (test NDCG@10 {test:.4f}, {len(by_model[best])} seed(s)) = "

@@ -1,0 +1,34 @@
+"""The leave-one-out benchmark's tables keep rows of different preset versions apart."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import leave_one_out as loo
+
+
+def _run(seed: int, ndcg: float, digest: str | None, date: str) -> dict:
+    metrics = {f"test/{k}": ndcg for k in (*loo.METRICS, "MRR")} | {"valid/NDCG@10": ndcg + 0.01, "events_per_s": 100.0}
+    rec = {"model": "sasrec", "seed": seed, "metrics": metrics, "epochs_run": 5, "epochs_cap": 30, "best_epoch": 2}
+    rec |= {"stopped_early": True, "ran_on": "cpu (2 cores)", "date": date}
+    return rec | ({"preset_digest": digest} if digest else {})
+
+
+def test_runs_of_another_preset_version_get_their_own_row_newest_first() -> None:
+    old = _run(0, 0.04, None, "2026-11-20")
+    new = [_run(1, 0.05, "abcd1234", "2026-11-23"), _run(2, 0.06, "abcd1234", "2026-11-23")]
+    table = loo._table([old, *new], None)
+    rows = [line for line in table if line.startswith("| sasrec")]
+    assert rows[0].startswith("| sasrec (preset abcd1234) | 1,2 |") and "0.0550 ± 0.0071" in rows[0]
+    assert rows[1].startswith("| sasrec (earlier preset) | 0 |") and "0.0400" in rows[1]
+    # one version only: the plain model name, every seed averaged
+    (single,) = [line for line in loo._table(new, None) if line.startswith("| sasrec")]
+    assert single.startswith("| sasrec | 1,2 |")
+
+
+def test_the_digest_names_the_resolved_preset() -> None:
+    beauty = loo.preset_digest("sasrec", "beauty")
+    assert len(beauty) == 8 and beauty == loo.preset_digest("sasrec", "beauty")
+    assert beauty != loo.preset_digest("sasrec", "sports") != loo.preset_digest("llama", "sports")
