@@ -563,7 +563,11 @@ def main() -> None:
         for d in {d for d, _, _ in todo}:
             prepare(runner.work, d)  # once, before workers race to it
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda t: runner.run(*t, deadline), [t for t in todo if t[1] != "rectools-sasrec"]))
+            list(
+                pool.map(
+                    lambda t: runner.run(t[0], t[1], t[2], deadline), [t for t in todo if t[1] != "rectools-sasrec"]
+                )
+            )
         for dataset, model, seed in (t for t in todo if t[1] == "rectools-sasrec"):
             runner.run(dataset, model, seed, deadline)
     for r in records:

@@ -476,7 +476,7 @@ def main() -> None:
         for d in datasets:
             loo.prepare(sweep.work, d)  # once, before workers race to it
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda t: sweep.run(*t, deadline), todo))
+            list(pool.map(lambda t: sweep.run(t[0], t[1], t[2], t[3], t[4], deadline), todo))
     for r in records:
         r.setdefault("note_run", args.note)
     sweep.save()
