@@ -730,8 +730,8 @@ def _published(dataset: str, rows: list[dict]) -> list[str]:
         return lines
     best = max(by_model, key=lambda m: np.mean([r["metrics"]["valid/NDCG@10"] for r in by_model[m]]))
     test = float(np.mean([r["metrics"]["test/NDCG@10"] for r in by_model[best]]))
-    newest_sasrec = next((m for m in by_model if m.split(" ")[0] == "sasrec"), None)  # _variants: newest first
-    sas = [r["metrics"]["test/NDCG@10"] for r in by_model[newest_sasrec]] if newest_sasrec else []
+    sasrec = [r for r in rows if r["model"] == "sasrec" and r["metrics"].get("valid/NDCG@10") is not None]
+    sas = [r["metrics"]["test/NDCG@10"] for r in _variants(sasrec)[0][1]] if sasrec else []  # the newest preset
     lines += [
         "",
         f"Best model on validation: **{best}** (test NDCG@10 {test:.4f}, {len(by_model[best])} seed(s)) = "

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from argusrec.losses import Similarity, feedback_loss
 from argusrec.models.argus import Argus, ArgusOutput
-from argusrec.models.nip_loss import SampledNextItemLoss
+from argusrec.models.nip_loss import SampledNextItemLoss, UniformSharing
 from argusrec.nn.feedback_scale import FeedbackRange, feedback_batch
 
 __all__ = ["ArgusTask", "run_argus"]
@@ -99,7 +99,7 @@ class ArgusTask:
         item_freq: Tensor | None = None,
         logq: bool = True,
         similarity: Similarity = "dot",
-        uniform_sharing: Literal["batch", "position"] = "batch",
+        uniform_sharing: UniformSharing = "batch",
         nip_on: Literal["all", "positives"] = "all",
         positive_signal: str | None = None,
         positive_threshold: float = 0.5,

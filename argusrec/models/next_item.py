@@ -7,12 +7,12 @@ correction (ARGUS.md §3), or a full softmax for small catalogs.
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import cast
 
 from torch import Tensor, nn
 
 from argusrec.losses import full_softmax_loss
-from argusrec.models.nip_loss import SampledNextItemLoss
+from argusrec.models.nip_loss import SampledNextItemLoss, UniformSharing
 from argusrec.models.sequential import SequentialRecommender
 
 
@@ -40,7 +40,7 @@ class NextItemTask:
         in_batch_negatives: bool = False,
         item_freq: Tensor | None = None,
         logq: bool = False,
-        uniform_sharing: Literal["batch", "position"] = "batch",
+        uniform_sharing: UniformSharing = "batch",
         seed: int = 0,
     ) -> None:
         self.nip = (

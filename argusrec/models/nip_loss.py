@@ -19,6 +19,8 @@ from torch import Tensor
 from argusrec.data.negatives import UniformSampler, build_negatives, mixed_log_q
 from argusrec.losses import Similarity, sampled_softmax_loss
 
+UniformSharing = Literal["batch", "position"]  # loss.uniform_sharing: one set per batch, or R per position
+
 
 class SampledNextItemLoss:
     """``loss(query, positive_ids, item_vectors, temperature)``; its sampler state goes into checkpoints.
@@ -45,7 +47,7 @@ class SampledNextItemLoss:
         item_freq: Tensor | None = None,
         logq: bool = False,
         similarity: Similarity = "dot",
-        uniform_sharing: Literal["batch", "position"] = "batch",
+        uniform_sharing: UniformSharing = "batch",
         seed: int = 0,
     ) -> None:
         if uniform_negatives < 0 or (uniform_negatives == 0 and not in_batch_negatives):
@@ -63,7 +65,7 @@ class SampledNextItemLoss:
         self.in_batch_negatives = in_batch_negatives
         self.logq = logq
         self.similarity: Similarity = similarity
-        self.uniform_sharing = uniform_sharing
+        self.uniform_sharing: UniformSharing = uniform_sharing
         if item_freq is None:  # no frequencies known: the in-batch part's Q is uniform too (padding 0)
             item_freq = torch.ones(self.n_items + 1, dtype=torch.float64)
             item_freq[0] = 0
