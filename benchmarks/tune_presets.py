@@ -26,7 +26,8 @@ rate and dropout. Grid ``sampler`` varies where esasrec's negatives come from an
 formed: 256 uniform negatives shared by the batch (``esasrec``) or drawn for every position as RecTools'
 SASRec does (``-pos``; ``esasrec-pos-cos`` with cosine logits), the full catalog (``esasrec-full``), and
 length-bucketed batches (the default) or randomly mixed ones (``-mixed``; the current Amazon presets are
-``esasrec-pos-mixed``). ``--labels`` runs a subset of a grid.
+``esasrec-pos-mixed``). Grid ``refine`` changes one thing each on top of the preset as it is (dropout 0.3 /
+0.4, lr 5e-4, 2 blocks, 512 negatives). ``--labels`` runs a subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
     python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
@@ -123,6 +124,15 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("esasrec-pos-mixed", _with(ESASREC, "loss.uniform_sharing=position", "train.bucket_batches=null")),
         ("esasrec-pos-cos", _with(ESASREC, *COSINE, "loss.uniform_sharing=position", "train.bucket_batches=null")),
         ("esasrec-full", _with(ESASREC, "loss.kind=full_softmax", "train.bucket_batches=null")),
+    ],
+    # Around the current Amazon presets (= esasrec-pos-mixed for SASRec): one change each.
+    "refine": [
+        ("preset", []),
+        ("preset-drop0.3", ["model.dropout=0.3"]),
+        ("preset-drop0.4", ["model.dropout=0.4"]),
+        ("preset-lr5e-4", ["optim.lr=0.0005"]),
+        ("preset-2l", ["model.layers=2"]),
+        ("preset-neg512", ["loss.uniform_negatives=512"]),
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).
