@@ -169,6 +169,9 @@ class ArgusConfig(_Config):
     fp_weights: dict[str, float] = Field(default_factory=dict, description="per-signal FP loss weights (default 1)")
     nip_weight: float = Field(1.0, ge=0)
     time_features: bool = True
+    fp_bilinear_rank: int = Field(
+        0, ge=0, description="rank of a per-signal bilinear user x item term added to the FP logits; 0 = MLP only"
+    )
 
 
 class _FrozenConfig(BaseModel):

@@ -18,6 +18,12 @@ positions and the item tower:
   previous real event (a learned start vector when there is none):
   ``q_t = MLP_nip([h_{t-1}; ctx_t])`` (→ D_r) and ``y_t = MLP_fp([h_{t-1}; ctx_t; item_t])`` (→ F).
 
+FP interaction (our addition, off by default = the article's heads): with ``fp_bilinear_rank = r > 0`` each
+signal's logit also gets a low-rank bilinear term ``<A_s z_t, B_s e(item_t)> / sqrt(r)``, where ``z_t`` is the NIP
+head's input (full: the state at ``c_t``; simplified: ``[h_{t-1}; ctx_t]``) and ``e(item_t)`` the item token.
+An MLP over a concatenation learns a user-item dot product poorly (Rendle et al., 2020, on NCF); feedback
+in the simulator, as in music services, is driven by such a match, and this term hands it to the head.
+
 Time-aware encoders (HSTU) get ``timestamps`` and ``query_timestamps`` (the contract's Δt = query − key).
 Full ARGUS repeats each event's time on its three tokens. The query time (``query_time``) is by default
 the token's own event time (``"own"``): the state after event t then depends on events <= t only, which
@@ -61,6 +67,17 @@ CONTEXT, ITEM, FEEDBACK = 0, 1, 2  # token types, also the slot of each token wi
 
 
 @dataclass
+class _Encoded:
+    """What the encoder pass hands the heads, each (B, N, ·): NIP head input (full: D; simplified: 2D),
+    FP head input (full: D; simplified: 3D), the item tokens (D) and the user states (D)."""
+
+    nip_in: Tensor
+    fp_in: Tensor
+    item: Tensor
+    states: Tensor
+
+
+@dataclass
 class ArgusOutput:
     """What :meth:`Argus.forward` returns; every tensor is zero at padded events.
 
@@ -81,6 +98,23 @@ def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
 
 
+class BilinearFeedback(nn.Module):
+    """Per-signal low-rank bilinear score ``<A_s z, B_s e> / sqrt(r)``: (..., Dz), (..., De) -> (..., F)."""
+
+    def __init__(self, d_query: int, d_item: int, n_signals: int, rank: int) -> None:
+        super().__init__()
+        if rank < 1 or n_signals < 1:
+            raise ValueError(f"rank and n_signals must be >= 1, got rank={rank}, n_signals={n_signals}")
+        self.n_signals, self.rank = n_signals, rank
+        self.query = nn.Linear(d_query, n_signals * rank, bias=False)
+        self.item = nn.Linear(d_item, n_signals * rank, bias=False)
+
+    def forward(self, z: Tensor, e: Tensor) -> Tensor:
+        a = self.query(z).unflatten(-1, (self.n_signals, self.rank))  # (..., F, r)
+        b = self.item(e).unflatten(-1, (self.n_signals, self.rank))  # (..., F, r)
+        return (a * b).sum(-1) * self.rank**-0.5  # (..., F)
+
+
 class Argus(nn.Module):
     """ARGUS, full or simplified (see the module docstring).
 
@@ -98,6 +132,7 @@ class Argus(nn.Module):
         combine: simplified ARGUS's ``g``: ``"sum"`` (sum then MLP) or ``"concat"`` (concat then linear).
         temperature: learned softmax temperature (§3), held here to be trained and checkpointed with the model.
         query_time: ``"own"`` or ``"next"`` (simplified only): the encoder's query timestamps (module docstring).
+        fp_bilinear_rank: r of the FP interaction term (module docstring); 0 = the article's MLP head alone.
     """
 
     def __init__(
@@ -115,8 +150,11 @@ class Argus(nn.Module):
         combine: Combine = "sum",
         temperature: nn.Module | None = None,
         query_time: Literal["own", "next"] = "own",
+        fp_bilinear_rank: int = 0,
     ) -> None:
         super().__init__()
+        if fp_bilinear_rank < 0:
+            raise ValueError(f"fp_bilinear_rank must be >= 0, got {fp_bilinear_rank}")
         if query_time not in ("own", "next") or (query_time == "next" and variant == "full"):
             raise ValueError(f"query_time must be 'own' (or 'next' for the simplified variant), got {query_time!r}")
         self.query_time = query_time
@@ -143,14 +181,19 @@ class Argus(nn.Module):
             self.token_type = nn.Embedding(TOKENS_PER_EVENT, d)  # c / i / f (§2)
             nn.init.normal_(self.token_type.weight, std=0.02)
             self.nip_head: nn.Module = _mlp(d, d, d_r)  # state at c_t -> query
+            nip_in = d
             fp_in = d  # state at i_t -> one logit per signal
         else:
             self.combine = _mlp(d, 2 * d, d) if combine == "sum" else nn.Linear(3 * d, d)
             self.start = nn.Parameter(torch.zeros(d).normal_(std=0.02))  # h_{-1}: "no history yet"
             self.nip_head = _mlp(2 * d, d, d_r)  # [h_{t-1}; ctx_t] -> query, compressed to D_r
+            nip_in = 2 * d
             fp_in = 3 * d  # [h_{t-1}; ctx_t; item_t] -> one logit per signal
         # no feedback signals (e.g. Amazon sequences): no FP head at all rather than a zero-width one
         self.fp_head: nn.Module | None = _mlp(fp_in, d, n_out) if n_out else None
+        self.fp_bilinear: BilinearFeedback | None = None
+        if n_out and fp_bilinear_rank:
+            self.fp_bilinear = BilinearFeedback(nip_in, d, n_out, fp_bilinear_rank)
 
     # ------------------------------------------------------------------------------------------ scoring
     def _norm(self, x: Tensor) -> Tensor:
@@ -187,17 +230,20 @@ class Argus(nn.Module):
             :class:`ArgusOutput` (nip_query (B, N, D_r), fp_logits signal -> (B, N), user_states (B, N, D)).
         """
         valid = valid.bool()
-        query, fp_in, states = self._encode(items, contexts, feedback, timestamps, valid)
+        enc = self._encode(items, contexts, feedback, timestamps, valid)
         keep = valid.unsqueeze(-1)  # (B, N, 1)
-        query = self._norm(self.nip_head(query)).masked_fill(~keep, 0.0)  # (B, N, D_r)
+        query = self._norm(self.nip_head(enc.nip_in)).masked_fill(~keep, 0.0)  # (B, N, D_r)
         fp_logits: dict[str, Tensor] = {}
         if self.fp_head is not None:
-            logits = self.fp_head(fp_in).masked_fill(~keep, 0.0)  # (B, N, F)
+            logits = self.fp_head(enc.fp_in)  # (B, N, F)
+            if self.fp_bilinear is not None:
+                logits = logits + self.fp_bilinear(enc.nip_in, enc.item)  # (B, N, F)
+            logits = logits.masked_fill(~keep, 0.0)
             fp_logits = {name: logits[..., k] for k, name in enumerate(self.signals)}
         return ArgusOutput(
             nip_query=query,
             fp_logits=fp_logits,
-            user_states=states,
+            user_states=enc.states,
         )
 
     def encode(
@@ -210,7 +256,7 @@ class Argus(nn.Module):
     ) -> Tensor:
         """(B, N, D) ``user_states`` of :meth:`forward` (same arguments) without running the NIP / FP heads:
         the user tower of two-tower fine-tuning (§5, :mod:`argusrec.finetune.two_tower`)."""
-        return self._encode(items, contexts, feedback, timestamps, valid.bool())[2]
+        return self._encode(items, contexts, feedback, timestamps, valid.bool()).states
 
     def _encode(
         self,
@@ -219,13 +265,14 @@ class Argus(nn.Module):
         feedback: Mapping[str, Tensor],
         timestamps: Tensor | None,
         valid: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Tokens -> encoder -> (NIP head input, FP head input, user states), each (B, N, ·)."""
+    ) -> _Encoded:
+        """Tokens -> encoder -> the heads' inputs and the user states."""
         ts = timestamps.long() if timestamps is not None else None
         ctx, item, fb = self.tokenizer(items, contexts, feedback, valid, ts)  # 3 × (B, N, D)
         pos = self.positions(self.positions.positions(valid)) if self.positions is not None else None  # (B, N, D)
         run = self._full if self.variant == "full" else self._simplified
-        return run(ctx, item, fb, pos, valid, ts)
+        nip_in, fp_in, states = run(ctx, item, fb, pos, valid, ts)
+        return _Encoded(nip_in=nip_in, fp_in=fp_in, item=item, states=states)
 
     def _full(
         self, ctx: Tensor, item: Tensor, fb: Tensor, pos: Tensor | None, valid: Tensor, ts: Tensor | None
@@ -299,6 +346,7 @@ def build_argus(
     n_feedback_buckets: int = 10,
     bucket_edges: Mapping[str, Sequence[float]] | None = None,
     query_time: Literal["own", "next"] = "own",
+    fp_bilinear_rank: int = 0,
 ) -> Argus:
     """Assemble an :class:`Argus` from explicit keyword arguments.
 
@@ -344,6 +392,7 @@ def build_argus(
         dropout=dropout,
         combine=combine,
         query_time=query_time,
+        fp_bilinear_rank=fp_bilinear_rank,
     )
 
 

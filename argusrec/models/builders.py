@@ -111,4 +111,5 @@ def build_argus_model(
         normalize=model.normalize,
         combine=argus.combine,
         time_features=argus.time_features,
+        fp_bilinear_rank=argus.fp_bilinear_rank,
     )

@@ -67,8 +67,9 @@ def fp(out: ArgusOutput) -> torch.Tensor:
 
 @pytest.mark.parametrize(("variant", "encoder"), CONFIGS)
 @pytest.mark.parametrize("t", [2, 4])  # t = 2 is row 0's first real event (simplified: the start state)
-def test_causality_of_both_heads(variant: str, encoder: str, t: int) -> None:
-    model = make(variant, encoder)
+@pytest.mark.parametrize("rank", [0, 3])  # 3: with the FP bilinear term
+def test_causality_of_both_heads(variant: str, encoder: str, t: int, rank: int) -> None:
+    model = make(variant, encoder, fp_bilinear_rank=rank)
     base = batch()
     ref = run(model, base)
 
@@ -169,6 +170,7 @@ def test_gradients_reach_every_parameter(variant: str, item_embedding: str) -> N
         hash_buckets=101,
         retrieval_dim=8,
         combine="sum",
+        fp_bilinear_rank=2,
     ).train()
     b = batch()
     out = model(b["items"], b["contexts"], b["feedback"], b["timestamps"], b["valid"])
@@ -182,6 +184,31 @@ def test_gradients_reach_every_parameter(variant: str, item_embedding: str) -> N
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not missing, f"no gradient reaches {missing}"
+
+
+@pytest.mark.parametrize("variant", ["full", "simplified"])
+def test_fp_bilinear_term_is_the_low_rank_product(variant: str) -> None:
+    """Logits with the term = the MLP's logits + <A_s z, B_s e> / sqrt(r), z = the NIP head's input, e = item token."""
+    rank = 3
+    model = make(variant, "transformer", fp_bilinear_rank=rank)
+    assert model.fp_bilinear is not None and model.fp_head is not None
+    b = batch()
+    with torch.no_grad():
+        enc = model._encode(b["items"], b["contexts"], b["feedback"], b["timestamps"], b["valid"])
+        assert enc.nip_in.shape[-1] == (D if variant == "full" else 2 * D)
+        a = (enc.nip_in @ model.fp_bilinear.query.weight.T).reshape(B, N, len(SIGNALS), rank)
+        e = (enc.item @ model.fp_bilinear.item.weight.T).reshape(B, N, len(SIGNALS), rank)
+        expected = model.fp_head(enc.fp_in) + torch.einsum("bnfr,bnfr->bnf", a, e) / rank**0.5
+    got = fp(run(model, b))
+    valid = b["valid"]
+    torch.testing.assert_close(got[valid], expected[valid])
+    assert torch.equal(got[~valid], torch.zeros_like(got[~valid]))
+    plain = make(variant, "transformer")  # rank 0: the article's head, no extra parameters
+    assert plain.fp_bilinear is None
+    extra = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert extra == len(SIGNALS) * rank * (enc.nip_in.shape[-1] + D)
+    with pytest.raises(ValueError, match="fp_bilinear_rank"):
+        make(variant, "transformer", fp_bilinear_rank=-1)
 
 
 def test_concat_combiner_and_normalized_retrieval_dim() -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from argusrec.config import LossConfig, ModelConfig, load_config, preset_names
+from argusrec.errors import ArgusrecError
 from argusrec.models.argus import transformer_parameters
 from argusrec.models.builders import build_argus_model, build_model, count_parameters
 
@@ -133,3 +134,19 @@ def test_paper_sizes_give_the_expected_parameter_order() -> None:
             sizes[name] = count_parameters(build_model(cfg.model, cfg.loss, n_items=10, max_len=200))[1]
     assert sizes["hstu-large-ml-1m"] > 3 * sizes["hstu-ml-1m"]
     assert sizes["hstu-ml-20m"] > sizes["hstu-large-ml-1m"]
+
+
+def test_argus_config_passes_the_fp_bilinear_rank_through() -> None:
+    cfg = load_config("argus-tiny", overrides=["argus.fp_bilinear_rank=4"])
+    model = build_argus_model(
+        cfg.model,
+        cfg.argus,
+        vocab_sizes=SIMULATED_CONTEXT,
+        feedback_signals=SIMULATED_FEEDBACK,
+        n_items=50,
+        max_len=cfg.data.max_len,
+    )
+    assert model.fp_bilinear is not None
+    assert (model.fp_bilinear.rank, model.fp_bilinear.n_signals) == (4, len(SIMULATED_FEEDBACK))
+    with pytest.raises(ArgusrecError, match="fp_bilinear_rank"):
+        load_config("argus-tiny", overrides=["argus.fp_bilinear_rank=-1"])
