@@ -94,6 +94,32 @@ def test_per_row_negatives_match_row_by_row_shared_losses(similarity: Similarity
     shared = sampled_softmax_loss(query, table[targets], targets, table[shared_ids], shared_ids, **kw)
     rows = shared_ids.expand(M, -1)
     torch.testing.assert_close(sampled_softmax_loss(query, table[targets], targets, table[rows], rows, **kw), shared)
+    # looked up in the whole table's logits: the same losses and the same gradients as the gathered (M, R, D)
+    leaf = table.detach().requires_grad_(True)
+    q = query.detach().requires_grad_(True)
+    grads = []
+    for form in ("gather", "table"):
+        leaf.grad = q.grad = None
+        out = sampled_softmax_loss(
+            q,
+            leaf[targets],
+            targets,
+            leaf[neg_ids] if form == "gather" else None,
+            neg_ids,
+            positive_log_q=pos_log_q,
+            negative_log_q=log_q,
+            reduction="none",
+            item_table=leaf if form == "table" else None,
+            **kw,
+        )
+        torch.testing.assert_close(out, per_row)
+        out.sum().backward()
+        grads.append((leaf.grad.clone(), q.grad.clone()))
+    torch.testing.assert_close(grads[0], grads[1])
+    with pytest.raises(ValueError, match="exactly one"):
+        sampled_softmax_loss(query, table[targets], targets, table[neg_ids], neg_ids, item_table=table, **kw)
+    with pytest.raises(ValueError, match="item_table must be"):
+        sampled_softmax_loss(query, table[targets], targets, None, neg_ids, item_table=table[:, :2], **kw)
     with pytest.raises(ValueError, match=r"\(M, R, D\)"):
         sampled_softmax_loss(query, table[targets], targets, table[neg_ids[:3]], neg_ids[:3], **kw)
     with pytest.raises(ValueError, match="negative_ids"):

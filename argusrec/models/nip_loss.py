@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from argusrec.data.negatives import UniformSampler, build_negatives, mixed_log_q
-from argusrec.losses import Similarity, sampled_softmax_loss
+from argusrec.losses import Similarity, sampled_softmax_loss, table_is_cheaper
 
 UniformSharing = Literal["batch", "position"]  # loss.uniform_sharing: one set per batch, or R per position
 
@@ -132,16 +132,20 @@ class SampledNextItemLoss:
             freq = self.item_freq.to(query.device)
             neg_log_q = mixed_log_q(ids, freq, 0, r, self.n_items)  # (M, R)
             pos_log_q = mixed_log_q(positive_ids, freq, 0, r, self.n_items)  # (M,)
+        # the same loss either way: scored from the whole table's logits when that is cheaper (small catalogs),
+        # else from the (M, R, D) gathered vectors
+        dense = table_is_cheaper(self.n_items, r)
         return sampled_softmax_loss(
             query,
             positive,
             positive_ids,
-            item_vectors(ids),  # (M, R, D)
+            None if dense else item_vectors(ids),  # (M, R, D)
             ids,
             temperature=temperature,
             positive_log_q=pos_log_q,
             negative_log_q=neg_log_q,
             similarity=self.similarity,
+            item_table=item_vectors(torch.arange(self.n_items + 1, device=query.device)) if dense else None,
         )
 
     def state_dict(self) -> dict[str, Any]:
