@@ -53,11 +53,18 @@ class ModelConfig(_Config):
     hash_buckets: int = Field(1 << 18, ge=16, description="unified hashed embedding table rows")
     num_hashes: int = Field(3, ge=1)
     normalize: bool = Field(False, description="L2-normalise user and item vectors (HSTU recipe)")
+    residual: Literal["pre_norm", "normed"] = Field(
+        "pre_norm",
+        description="sasrec blocks: pre-norm (x + f(norm(x))), or the original SASRec code's residual from the "
+        "normalised input with un-normalised keys / values (RecTools)",
+    )
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelConfig:
         if self.dim % self.heads:
             raise ValueError(f"model.heads={self.heads} does not divide model.dim={self.dim}")
+        if self.residual != "pre_norm" and self.kind != "sasrec":
+            raise ValueError(f"model.residual={self.residual!r} applies to kind 'sasrec' only, not {self.kind!r}")
         if self.kind == "hstu" and self.ffn_dim is not None:
             raise ValueError("model.ffn_dim is set but HSTU layers have no feed-forward network; leave it unset")
         return self

@@ -65,3 +65,9 @@ def test_bad_configs_name_the_key(tmp_path: Path, text: str, overrides: list[str
 def test_unknown_preset_lists_the_presets() -> None:
     with pytest.raises(ArgusrecError, match=r"presets: .*hstu-ml-1m"):
         load_config("no-such-preset")
+
+
+def test_normed_residual_is_for_sasrec_only() -> None:
+    assert load_config("sasrec-beauty", overrides=["model.residual=normed"]).model.residual == "normed"
+    with pytest.raises(ArgusrecError, match=r"model\.residual"):
+        load_config("hstu-beauty", overrides=["model.residual=normed"])

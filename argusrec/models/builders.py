@@ -30,7 +30,9 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
     positions: PositionEmbedding | None = PositionEmbedding(max_len, d)
     input_scale = True  # item embedding x sqrt(D): SASRec and HSTU convention
     if model.kind == "sasrec":
-        blocks = sasrec_blocks(model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim or d)
+        blocks = sasrec_blocks(
+            model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim or d, residual=model.residual
+        )
         final_norm: Literal["layer", "rms"] | None = "layer"
     elif model.kind == "llama":
         blocks = llama_blocks(model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim)

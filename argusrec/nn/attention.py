@@ -207,18 +207,26 @@ class CausalSelfAttention(nn.Module):
         # (q, k, v, valid, dropout_p) -> (B, H, N, Dh); masked_causal_attention is the O(N²)-mask reference.
         self.attention_fn: Callable[..., Tensor] = packed_causal_attention
 
-    def forward(self, x: Tensor, *, valid: Tensor) -> Tensor:
+    def forward(self, x: Tensor, *, valid: Tensor, kv: Tensor | None = None) -> Tensor:
         """Attend causally over the real events of each row.
 
         Args:
-            x: (B, N, D) inputs.
+            x: (B, N, D) inputs (queries, and keys / values unless ``kv`` is given).
             valid: (B, N) bool, True for real events.
+            kv: (B, N, D) other inputs for the keys and values, or None (the original SASRec code queries
+                with normalised inputs and keys / values the raw ones).
 
         Returns:
             (B, N, D); exactly zero at padded positions.
         """
         b, n, d = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, H, Dh)
+        if kv is None:
+            qkv = self.qkv(x).view(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, H, Dh)
+        else:  # the fused projection's rows: Q from x, K and V from kv
+            w, bias = self.qkv.weight, self.qkv.bias
+            q_part = F.linear(x, w[:d], None if bias is None else bias[:d])  # (B, N, D)
+            kv_part = F.linear(kv, w[d:], None if bias is None else bias[d:])  # (B, N, 2D)
+            qkv = torch.cat([q_part, kv_part], dim=-1).view(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, N, Dh)
         if self.rotary:
             # Index among the row's real events, so padding anywhere leaves relative distances unchanged.

@@ -43,6 +43,7 @@ __all__ = [
 
 NormKind = Literal["layer", "rms"]
 FfnKind = Literal["gelu", "relu", "swiglu"]
+ResidualKind = Literal["pre_norm", "normed"]
 
 
 def make_norm(kind: NormKind, dim: int, *, bias: bool = True) -> nn.Module:
@@ -88,11 +89,13 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm residual block: ``x + Attn(Norm(x))`` then ``x + FFN(Norm(x))``.
+    """Residual block: pre-norm by default, ``x + Attn(Norm(x))`` then ``x + FFN(Norm(x))``.
 
     Pre-norm (GPT-2, LLaMa) keeps the residual path an identity, which trains stably at depth; the stack
-    ends with a final norm (:class:`TransformerEncoder`). SASRec's original code differs in a detail (it
-    normalises the queries but not the keys); we use the standard form for every style.
+    ends with a final norm (:class:`TransformerEncoder`). ``residual="normed"`` is the original SASRec
+    code's block (Kang & McAuley's TensorFlow code, kept by RecTools): ``y = Norm(x)``, ``y + Attn(q=y,
+    k=v=x)``, then ``z = Norm(.)``, ``z + FFN(z)``: the queries are normalised but not the keys and values,
+    and each residual starts from the normalised input.
 
     Args:
         dim: D.
@@ -104,6 +107,7 @@ class TransformerBlock(nn.Module):
         rotary: rotary positions inside attention.
         bias: biases in the linear layers and LayerNorms.
         rope_base: the RoPE base.
+        residual: ``"pre_norm"`` or ``"normed"`` (above).
     """
 
     def __init__(
@@ -118,8 +122,12 @@ class TransformerBlock(nn.Module):
         rotary: bool = False,
         bias: bool = True,
         rope_base: float = 10000.0,
+        residual: ResidualKind = "pre_norm",
     ) -> None:
         super().__init__()
+        if residual not in ("pre_norm", "normed"):
+            raise ValueError(f"residual must be 'pre_norm' or 'normed', got {residual!r}")
+        self.residual = residual
         self.attn_norm = make_norm(norm, dim, bias=bias)
         self.attn = CausalSelfAttention(dim, heads, dropout=dropout, bias=bias, rotary=rotary, rope_base=rope_base)
         self.ffn_norm = make_norm(norm, dim, bias=bias)
@@ -148,6 +156,11 @@ class TransformerBlock(nn.Module):
         padded = ~valid.unsqueeze(-1)  # (B, N, 1)
         # Zero whatever sits in padded slots first: a masked key has weight 0, but 0 · NaN is still NaN.
         x = x.masked_fill(padded, 0.0)
+        if self.residual == "normed":
+            y = self.attn_norm(x)
+            y = y + self.dropout(self.attn(y, valid=valid, kv=x))
+            z = self.ffn_norm(y)
+            return (z + self.dropout(self.ffn(z))).masked_fill(padded, 0.0)
         x = x + self.dropout(self.attn(self.attn_norm(x), valid=valid))
         x = x + self.dropout(self.ffn(self.ffn_norm(x)))
         return x.masked_fill(padded, 0.0)
@@ -218,15 +231,27 @@ def sasrec_blocks(
     ffn_dim: int | None = None,
     *,
     ffn: Literal["gelu", "relu"] = "relu",
+    residual: ResidualKind = "pre_norm",
 ) -> list[nn.Module]:
     """SASRec-style blocks: LayerNorm, biases, a two-layer FFN, no positions inside (add them to the input).
 
     ``ffn_dim`` defaults to D and ``ffn`` to ReLU, as in the SASRec paper (Kang & McAuley 2018, §III-B:
-    ``ReLU(S W1 + b1) W2 + b2`` with d × d weights) and Meta's SASRec baseline.
+    ``ReLU(S W1 + b1) W2 + b2`` with d × d weights) and Meta's SASRec baseline; ``residual`` as in
+    :class:`TransformerBlock`.
     """
     hidden = dim if ffn_dim is None else ffn_dim
     return [
-        TransformerBlock(dim, heads, ffn_dim=hidden, dropout=dropout, norm="layer", ffn=ffn, rotary=False, bias=True)
+        TransformerBlock(
+            dim,
+            heads,
+            ffn_dim=hidden,
+            dropout=dropout,
+            norm="layer",
+            ffn=ffn,
+            rotary=False,
+            bias=True,
+            residual=residual,
+        )
         for _ in range(n_layers)
     ]
 

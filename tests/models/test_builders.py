@@ -150,3 +150,10 @@ def test_argus_config_passes_the_fp_bilinear_rank_through() -> None:
     assert (model.fp_bilinear.rank, model.fp_bilinear.n_signals) == (4, len(SIMULATED_FEEDBACK))
     with pytest.raises(ArgusrecError, match="fp_bilinear_rank"):
         load_config("argus-tiny", overrides=["argus.fp_bilinear_rank=-1"])
+
+
+def test_sasrec_residual_reaches_every_block() -> None:
+    cfg = load_config("sasrec-beauty", overrides=["model.residual=normed", "model.layers=2"])
+    model = build_model(cfg.model, cfg.loss, n_items=30, max_len=cfg.data.max_len)
+    residuals = [m.residual for m in model.modules() if hasattr(m, "residual") and isinstance(m.residual, str)]
+    assert residuals == ["normed", "normed"]

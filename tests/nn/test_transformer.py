@@ -140,13 +140,47 @@ def llama_stack() -> nn.Module:
     return TransformerEncoder(llama_blocks(2, D, H), D, final_norm="rms")
 
 
+def sasrec_normed_stack() -> nn.Module:
+    return TransformerEncoder(sasrec_blocks(2, D, H, residual="normed"), D, final_norm="layer")
+
+
 BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "sasrec_block": sasrec_block,
     "sasrec_gelu_block": sasrec_gelu_block,
     "llama_block": llama_block,
     "sasrec_stack": sasrec_stack,
     "llama_stack": llama_stack,
+    "sasrec_normed_stack": sasrec_normed_stack,
 }
+
+
+def test_normed_residual_block_matches_the_original_sasrec_layer() -> None:
+    """residual="normed", written out: y = LN(x); y + Attn(q=y, k=v=x); z = LN(.); z + FFN(z) (eval: no dropout)."""
+    torch.manual_seed(9)
+    block = sasrec_blocks(1, D, H, residual="normed")[0].eval()
+    valid = make_valid(["..xxxx", "xxxxxx"])
+    x = torch.randn(2, 6, D) * valid.unsqueeze(-1)
+    attn = block.attn
+    # keys / values from x, queries from y: a reference attention on stacked projections
+    y = block.attn_norm(x)
+    w, bias = attn.qkv.weight, attn.qkv.bias
+    q = (y @ w[:D].T + bias[:D]).reshape(2, 6, H, D // H).transpose(1, 2)
+    k = (x @ w[D : 2 * D].T + bias[D : 2 * D]).reshape(2, 6, H, D // H).transpose(1, 2)
+    v = (x @ w[2 * D :].T + bias[2 * D :]).reshape(2, 6, H, D // H).transpose(1, 2)
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(D // H)
+    allowed = torch.tril(torch.ones(6, 6, dtype=torch.bool)) & valid[:, None, None, :]
+    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
+    a = torch.einsum("bhqk,bhkd->bhqd", probs, v).transpose(1, 2).reshape(2, 6, D) @ attn.out.weight.T + attn.out.bias
+    h = y + a * valid.unsqueeze(-1)
+    z = block.ffn_norm(h)
+    expected = (z + block.ffn(z)) * valid.unsqueeze(-1)
+    torch.testing.assert_close(block(x, valid=valid), expected, atol=1e-5, rtol=1e-5)
+    # and it is not the pre-norm block with the same weights
+    pre = sasrec_blocks(1, D, H)[0].eval()
+    pre.load_state_dict(block.state_dict())
+    assert (pre(x, valid=valid) - expected)[valid].abs().max() > 1e-2
+    with pytest.raises(ValueError, match="residual"):
+        TransformerBlock(D, H, ffn_dim=D, residual="post")  # type: ignore[arg-type]
 
 
 def built(name: str) -> nn.Module:
@@ -208,7 +242,7 @@ def test_timestamps_are_accepted_and_ignored() -> None:
     torch.testing.assert_close(model(x, valid=valid, timestamps=ts, query_timestamps=ts + 5), model(x, valid=valid))
 
 
-@pytest.mark.parametrize("stack", [sasrec_stack, llama_stack])
+@pytest.mark.parametrize("stack", [sasrec_stack, llama_stack, sasrec_normed_stack])
 def test_every_parameter_gets_a_gradient_through_two_blocks(stack: Callable[[], nn.Module]) -> None:
     torch.manual_seed(6)
     model = stack().train()
