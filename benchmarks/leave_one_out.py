@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, read_results, record, stamp_note, write_results, write_section
@@ -103,12 +104,23 @@ def preset_for(model: str, dataset: str) -> tuple[str, list[str]]:
     return preset, extra
 
 
+# Config keys added after records started carrying digests, with the value that is the behaviour from before
+# they existed: at that value they are left out of the digest, so adding an option does not split the rows of
+# an unchanged preset. (A changed default of an older key does change the digest, as it should.)
+DIGEST_NEUTRAL = {"model.residual": "pre_norm", "argus.fp_bilinear_rank": 0}
+
+
 def preset_digest(model: str, dataset: str) -> str:
     """8 hex digits naming the resolved preset of (model, dataset): rows of different preset versions stay apart."""
     from argusrec.config import load_config
 
     preset, extra = preset_for(model, dataset)
-    return hashlib.sha1(load_config(preset, extra).to_yaml().encode()).hexdigest()[:8]
+    data = yaml.safe_load(load_config(preset, extra).to_yaml())
+    for key, neutral in DIGEST_NEUTRAL.items():
+        section, name = key.split(".")
+        if data.get(section, {}).get(name, neutral) == neutral:
+            data.get(section, {}).pop(name, None)
+    return hashlib.sha1(yaml.safe_dump(data, sort_keys=False).encode()).hexdigest()[:8]
 
 
 def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
@@ -742,6 +754,19 @@ def _published(dataset: str, rows: list[dict]) -> list[str]:
     return lines
 
 
+def _loss_words(rec: dict) -> str:
+    """How a record's run scored and sampled ('dot-product logits, 256 negatives drawn per position'), read
+    from the preset when the record ran the preset as it is now; an earlier version is named by its commit."""
+    from argusrec.config import load_config
+
+    if rec.get("preset_digest") != preset_digest(rec["model"], rec["dataset"]):
+        return f"those of the {rec['preset']} preset at commit {rec['commit']} (an earlier version)"
+    cfg = load_config(rec["preset"], rec.get("overrides", []))
+    logits = f"cosine / temperature {cfg.loss.temperature}" if cfg.model.normalize else "dot-product logits"
+    shared = "drawn per position" if cfg.loss.uniform_sharing == "position" else "shared by the batch"
+    return f"{logits}, {cfg.loss.uniform_negatives} negatives {shared}"
+
+
 def _rectools(rows: list[dict]) -> list[str]:
     lines: list[str] = []
     for rt in (r for r in rows if r["model"] == "rectools-sasrec" and r["metrics"]):
@@ -767,8 +792,9 @@ def _rectools(rows: list[dict]) -> list[str]:
             f"**{om['events_per_s'] / tm['events_per_s']:.2f}x**; peak RSS {om['peak_rss_mb']:,.0f} / "
             f"{tm['peak_rss_mb']:,.0f} MB. (Task reference: RecTools 0.19 full softmax on Beauty ~1,060",
             "events/s, 4.4 GB.) RecTools has no validation-based selection here (its last epoch is scored);",
-            "its loss uses dot-product logits, ours cosine / temperature 0.05. The two were measured one after",
-            "the other on the same machine (see the run conditions for how busy it was).",
+            f"its loss uses dot-product logits and negatives drawn per position; ours {_loss_words(ours)}.",
+            "The two were measured one after the other on the same machine (see the run conditions for how",
+            "busy it was).",
         ]
     return lines
 

@@ -32,3 +32,20 @@ def test_the_digest_names_the_resolved_preset() -> None:
     beauty = loo.preset_digest("sasrec", "beauty")
     assert len(beauty) == 8 and beauty == loo.preset_digest("sasrec", "beauty")
     assert beauty != loo.preset_digest("sasrec", "sports") != loo.preset_digest("llama", "sports")
+
+
+def test_options_added_later_leave_the_digest_alone_at_their_old_behaviour(monkeypatch) -> None:
+    base = loo.preset_digest("sasrec", "beauty")
+    preset, extra = loo.preset_for("sasrec", "beauty")
+    for key, neutral in loo.DIGEST_NEUTRAL.items():
+        monkeypatch.setattr(loo, "preset_for", lambda m, d, o=f"{key}={neutral}": (preset, [*extra, o]))
+        assert loo.preset_digest("sasrec", "beauty") == base
+    monkeypatch.setattr(loo, "preset_for", lambda m, d: (preset, [*extra, "model.residual=normed"]))
+    assert loo.preset_digest("sasrec", "beauty") != base
+
+
+def test_the_rectools_note_describes_our_loss_only_for_the_current_preset() -> None:
+    rec = {"model": "sasrec", "dataset": "beauty", "preset": "sasrec-beauty", "overrides": [], "commit": "abc1234"}
+    current = loo._loss_words(rec | {"preset_digest": loo.preset_digest("sasrec", "beauty")})
+    assert current == "dot-product logits, 256 negatives drawn per position"
+    assert "commit abc1234 (an earlier version)" in loo._loss_words(rec | {"preset_digest": "00000000"})
