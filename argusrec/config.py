@@ -53,6 +53,14 @@ class ModelConfig(_Config):
     hash_buckets: int = Field(1 << 18, ge=16, description="unified hashed embedding table rows")
     num_hashes: int = Field(3, ge=1)
     normalize: bool = Field(False, description="L2-normalise user and item vectors (HSTU recipe)")
+    init: Literal["default", "xavier"] = Field(
+        "default",
+        description="default: each module's own (tables N(0, 0.02)); xavier: Xavier-normal on every matrix, "
+        "embedding tables included (RecTools' SASRec)",
+    )
+    input_scale: bool | None = Field(
+        None, description="multiply item embeddings by sqrt(dim) before the encoder; unset = the kind's convention"
+    )
     residual: Literal["pre_norm", "normed"] = Field(
         "pre_norm",
         description="sasrec blocks: pre-norm (x + f(norm(x))), or the original SASRec code's residual from the "

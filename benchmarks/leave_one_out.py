@@ -107,7 +107,12 @@ def preset_for(model: str, dataset: str) -> tuple[str, list[str]]:
 # Config keys added after records started carrying digests, with the value that is the behaviour from before
 # they existed: at that value they are left out of the digest, so adding an option does not split the rows of
 # an unchanged preset. (A changed default of an older key does change the digest, as it should.)
-DIGEST_NEUTRAL = {"model.residual": "pre_norm", "argus.fp_bilinear_rank": 0}
+DIGEST_NEUTRAL = {
+    "model.residual": "pre_norm",
+    "model.init": "default",
+    "model.input_scale": None,
+    "argus.fp_bilinear_rank": 0,
+}
 
 
 def preset_digest(model: str, dataset: str) -> str:

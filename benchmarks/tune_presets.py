@@ -27,7 +27,8 @@ formed: 256 uniform negatives shared by the batch (``esasrec``) or drawn for eve
 SASRec does (``-pos``; ``esasrec-pos-cos`` with cosine logits), the full catalog (``esasrec-full``), and
 length-bucketed batches (the default) or randomly mixed ones (``-mixed``; the current Amazon presets are
 ``esasrec-pos-mixed``). Grid ``refine`` changes one thing each on top of the preset as it is (dropout 0.3 /
-0.4, lr 5e-4, 2 blocks, 512 negatives, the original SASRec code's residual). ``--labels`` runs a subset of a grid.
+0.4, lr 5e-4, 2 blocks, 512 negatives, the original SASRec code's residual, RecTools' Xavier initialisation
+without the sqrt(D) input scale, and the last two together = RecTools' SASRec). ``--labels`` runs a subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
     python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
@@ -134,6 +135,8 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("preset-2l", ["model.layers=2"]),
         ("preset-neg512", ["loss.uniform_negatives=512"]),
         ("preset-normed", ["model.residual=normed"]),  # the original SASRec code's block, as RecTools
+        ("preset-xavier", ["model.init=xavier", "model.input_scale=false"]),  # RecTools' initialisation and input
+        ("preset-rectools", ["model.residual=normed", "model.init=xavier", "model.input_scale=false"]),  # both
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).

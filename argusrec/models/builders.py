@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+import torch
 from torch import nn
 
 from argusrec.config import ArgusConfig, LossConfig, ModelConfig
@@ -59,8 +60,10 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
             for _ in range(model.layers)
         ]
         final_norm = "rms"
+    if model.input_scale is not None:
+        input_scale = model.input_scale
     temperature = LearnedTemperature() if loss.temperature == "learned" else FixedTemperature(float(loss.temperature))
-    return SequentialRecommender(
+    recommender = SequentialRecommender(
         items=items,
         encoder=TransformerEncoder(blocks, d, final_norm=final_norm),
         positions=positions,
@@ -71,6 +74,15 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
         normalize=model.normalize,
         temperature=temperature,
     )
+    if model.init == "xavier":  # RecTools' SASRec: Xavier-normal on every matrix, embedding tables included
+        with torch.no_grad():
+            for p in recommender.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_normal_(p)
+            for m in recommender.modules():  # padding rows stay zero
+                if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                    m.weight[m.padding_idx].zero_()
+    return recommender
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

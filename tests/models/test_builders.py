@@ -157,3 +157,25 @@ def test_sasrec_residual_reaches_every_block() -> None:
     model = build_model(cfg.model, cfg.loss, n_items=30, max_len=cfg.data.max_len)
     residuals = [m.residual for m in model.modules() if hasattr(m, "residual") and isinstance(m.residual, str)]
     assert residuals == ["normed", "normed"]
+
+
+def test_xavier_init_and_input_scale_options() -> None:
+    """model.init=xavier: RecTools' initialisation (every matrix Xavier-normal, padding row kept zero);
+    model.input_scale overrides the kind's sqrt(D) convention."""
+    n_items = 500
+    plain = build_model(*_sasrec_parts(), n_items=n_items, max_len=50)
+    torch.manual_seed(0)
+    cfg = load_config("sasrec-beauty", overrides=["model.init=xavier", "model.input_scale=false"])
+    xavier = build_model(cfg.model, cfg.loss, n_items=n_items, max_len=cfg.data.max_len)
+    table = xavier.items.table.weight.detach()
+    d = cfg.model.dim
+    expected_std = (2.0 / (n_items + 1 + d)) ** 0.5
+    assert abs(float(table[1:].std()) - expected_std) < 0.1 * expected_std
+    assert abs(float(plain.items.table.weight.detach()[1:].std()) - 0.02) < 0.002  # the default: N(0, 0.02)
+    assert torch.equal(table[0], torch.zeros(d))
+    assert plain.scale == d**0.5 and xavier.scale == 1.0
+
+
+def _sasrec_parts() -> tuple[ModelConfig, LossConfig]:
+    cfg = load_config("sasrec-beauty")
+    return cfg.model, cfg.loss
