@@ -38,7 +38,8 @@ def test_options_added_later_leave_the_digest_alone_at_their_old_behaviour(monke
     base = loo.preset_digest("sasrec", "beauty")
     preset, extra = loo.preset_for("sasrec", "beauty")
     for key, neutral in loo.DIGEST_NEUTRAL.items():
-        monkeypatch.setattr(loo, "preset_for", lambda m, d, o=f"{key}={neutral}": (preset, [*extra, o]))
+        value = "null" if neutral is None else neutral
+        monkeypatch.setattr(loo, "preset_for", lambda m, d, o=f"{key}={value}": (preset, [*extra, o]))
         assert loo.preset_digest("sasrec", "beauty") == base
     monkeypatch.setattr(loo, "preset_for", lambda m, d: (preset, [*extra, "model.residual=normed"]))
     assert loo.preset_digest("sasrec", "beauty") != base
