@@ -218,6 +218,8 @@ class Sweep:
         from argusrec.config import load_config
 
         preset, extra = loo.preset_for(model, dataset)
+        if self.args.patience is not None:  # in epochs: validate every epoch, stop after this many without a gain
+            extra = [*extra, "train.eval_every=1", f"train.patience={self.args.patience}"]
         kept, dropped = overrides_for(model, dataset, data, overrides)
         cfg = load_config(preset, [*extra, *kept, f"data.path={data}"])
         cap = min(self.args.max_epochs, cfg.train.epochs)
@@ -440,6 +442,9 @@ def main() -> None:
     )
     ap.add_argument("--max-epochs", type=int, default=200, help="epoch cap of every run (and the preset's epochs)")
     ap.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (patience stays in epochs)")
+    ap.add_argument(
+        "--patience", type=int, default=None, help="early-stopping patience in epochs (default: the preset's)"
+    )
     ap.add_argument("--threads", type=int, default=2, help="train.num_threads")
     ap.add_argument("--workdir", default="/tmp/argusrec-bench-loo", help="prepared datasets and run directories")
     ap.add_argument("--shared", default=str(loo.SHARED), help="folder of the public datasets (../shared/data)")
