@@ -178,8 +178,9 @@ def table_is_cheaper(n_items: int, n_negatives: int) -> bool:
     """Whether per-position negatives are cheaper scored from the whole (V + 1)-row table than gathered.
 
     The gather moves M x R x D floats (memory-bound); the table costs an M x (V + 1) x D matrix product
-    (compute-bound). Measured on one CPU core at R = D = 256 (benchmarks would refine it): the table was 2x
-    faster at V = 12k, 1.2x at 18k, 2.3x slower at 60k; the crossover is near V = 100 R.
+    (compute-bound). ``benchmarks/nip_loss_paths.py`` (one CPU core, M 750, R = D = 256): the table was 2.3x
+    faster at V = 12k, 1.6x at 18k, even near 30k (~117 R) and 1.8x slower at 60k; the rule stops short of
+    the crossover, at 80 R.
     """
     return n_items + 1 <= 80 * n_negatives
 
