@@ -123,8 +123,7 @@ def sampled_softmax_loss(
         if item_table.dim() != 2 or item_table.shape[1] != d:
             raise ValueError(f"item_table must be (V + 1, D) with D = {d}, got {tuple(item_table.shape)}")
         ids_shape: tuple[int, ...] = (query.shape[0], negative_ids.shape[-1])
-    else:
-        assert negatives is not None
+    elif negatives is not None:
         per_row = negatives.dim() == 3
         if negatives.dim() not in (2, 3) or negatives.shape[-1] != d or (per_row and negatives.shape[0] != len(query)):
             raise ValueError(
@@ -145,15 +144,15 @@ def sampled_softmax_loss(
     if item_table is not None:
         table_logits = query @ _unit(item_table, similarity).T  # (M, V + 1)
         neg_logits = table_logits.gather(1, negative_ids).float() / temperature  # (M, R)
-    elif per_row:
-        assert negatives is not None
-        negatives = _unit(negatives, similarity)
-        # one matrix-vector product per row; einsum("md,mrd->mr") lowers to a bmm that first copies the
-        # (M, R, D) negatives into another layout, ~12% slower per step on CPU
-        neg_logits = torch.bmm(negatives, query.unsqueeze(-1)).squeeze(-1).float() / temperature  # (M, R)
     else:
-        assert negatives is not None
-        neg_logits = (query @ _unit(negatives, similarity).T).float() / temperature  # (M, R)
+        assert negatives is not None  # exactly one of the two, checked above
+        negatives = _unit(negatives, similarity)
+        if per_row:
+            # one matrix-vector product per row; einsum("md,mrd->mr") lowers to a bmm that first copies the
+            # (M, R, D) negatives into another layout, ~12% slower per step on CPU
+            neg_logits = torch.bmm(negatives, query.unsqueeze(-1)).squeeze(-1).float() / temperature  # (M, R)
+        else:
+            neg_logits = (query @ negatives.T).float() / temperature  # (M, R)
     if positive_log_q is not None and negative_log_q is not None:
         if positive_log_q.shape != positive_ids.shape or negative_log_q.shape != negative_ids.shape:
             raise ValueError("positive_log_q must be (M,) and negative_log_q shaped like negative_ids")

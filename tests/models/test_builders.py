@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from argusrec.config import LossConfig, ModelConfig, load_config, preset_names
+from argusrec.config import LossConfig, ModelConfig, RunConfig, load_config, preset_names
 from argusrec.errors import ArgusrecError
-from argusrec.models.argus import transformer_parameters
+from argusrec.models.argus import Argus, transformer_parameters
 from argusrec.models.builders import build_argus_model, build_model, count_parameters
 
 KINDS = ["sasrec", "llama", "hstu", "fuxi"]
@@ -92,6 +92,20 @@ def test_count_parameters_separates_embeddings() -> None:
 
 SIMULATED_CONTEXT = {"surface": 5, "device": 3}
 SIMULATED_FEEDBACK = {"played_ratio": "continuous", "skip": "binary", "like": "binary", "dislike": "binary"}
+
+
+def _simulated_argus(cfg: RunConfig, *, n_items: int) -> Argus:
+    """An ARGUS model of ``cfg`` over the simulator's context fields and feedback signals."""
+    return build_argus_model(
+        cfg.model,
+        cfg.argus,
+        vocab_sizes=SIMULATED_CONTEXT,
+        feedback_signals=SIMULATED_FEEDBACK,
+        n_items=n_items,
+        max_len=cfg.data.max_len,
+    )
+
+
 ARGUS_SIZES = {"argus-1m": 1e6, "argus-3m": 3.2e6, "argus-30m": 30e6, "argus-300m": 300e6, "argus-1b": 1e9}
 
 
@@ -110,14 +124,7 @@ def test_argus_presets_have_the_advertised_transformer_size(name: str) -> None:
     cfg = load_config(name)
     assert cfg.task == "argus"
     with torch.device("meta"):
-        model = build_argus_model(
-            cfg.model,
-            cfg.argus,
-            vocab_sizes=SIMULATED_CONTEXT,
-            feedback_signals=SIMULATED_FEEDBACK,
-            n_items=1_000_000,
-            max_len=cfg.data.max_len,
-        )
+        model = _simulated_argus(cfg, n_items=1_000_000)
     size = transformer_parameters(model)
     if name in ARGUS_SIZES:
         assert 0.85 * ARGUS_SIZES[name] < size < 1.15 * ARGUS_SIZES[name], f"{name}: {size:,}"
@@ -138,14 +145,7 @@ def test_paper_sizes_give_the_expected_parameter_order() -> None:
 
 def test_argus_config_passes_the_fp_bilinear_rank_through() -> None:
     cfg = load_config("argus-tiny", overrides=["argus.fp_bilinear_rank=4"])
-    model = build_argus_model(
-        cfg.model,
-        cfg.argus,
-        vocab_sizes=SIMULATED_CONTEXT,
-        feedback_signals=SIMULATED_FEEDBACK,
-        n_items=50,
-        max_len=cfg.data.max_len,
-    )
+    model = _simulated_argus(cfg, n_items=50)
     assert model.fp_bilinear is not None
     assert (model.fp_bilinear.rank, model.fp_bilinear.n_signals) == (4, len(SIMULATED_FEEDBACK))
     with pytest.raises(ArgusrecError, match="fp_bilinear_rank"):
@@ -163,7 +163,8 @@ def test_xavier_init_and_input_scale_options() -> None:
     """model.init=xavier: RecTools' initialisation (every matrix Xavier-normal, padding row kept zero);
     model.input_scale overrides the kind's sqrt(D) convention."""
     n_items = 500
-    plain = build_model(*_sasrec_parts(), n_items=n_items, max_len=50)
+    base = load_config("sasrec-beauty")
+    plain = build_model(base.model, base.loss, n_items=n_items, max_len=base.data.max_len)
     torch.manual_seed(0)
     cfg = load_config("sasrec-beauty", overrides=["model.init=xavier", "model.input_scale=false"])
     xavier = build_model(cfg.model, cfg.loss, n_items=n_items, max_len=cfg.data.max_len)
@@ -174,8 +175,3 @@ def test_xavier_init_and_input_scale_options() -> None:
     assert abs(float(plain.items.table.weight.detach()[1:].std()) - 0.02) < 0.002  # the default: N(0, 0.02)
     assert torch.equal(table[0], torch.zeros(d))
     assert plain.scale == d**0.5 and xavier.scale == 1.0
-
-
-def _sasrec_parts() -> tuple[ModelConfig, LossConfig]:
-    cfg = load_config("sasrec-beauty")
-    return cfg.model, cfg.loss
