@@ -42,9 +42,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
+
+if TYPE_CHECKING:
+    from argusrec.config import RunConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, read_results, record, stamp_note, write_results, write_section
@@ -334,6 +338,21 @@ def train_one(
     return Trained(summary, keep, pop, overrides, sec, peak, load, limited)
 
 
+def rectools_command(
+    python: str, cfg: RunConfig, data: Path, out: Path, *, seed: int, threads: int, loss: str = "sampled_softmax"
+) -> list[str]:
+    """benchmarks/rectools_sasrec.py with the sizes, negatives and optimiser of our run config ``cfg``."""
+    return [
+        python,
+        str(Path(__file__).parent / "rectools_sasrec.py"),
+        *("--data", str(data), "--out", str(out), "--seed", str(seed), "--threads", str(threads)),
+        *("--loss", loss, "--negatives", str(cfg.loss.uniform_negatives)),
+        *("--blocks", str(cfg.model.layers), "--dim", str(cfg.model.dim), "--heads", str(cfg.model.heads)),
+        *("--dropout", str(cfg.model.dropout), "--max-len", str(cfg.data.max_len)),
+        *("--batch-size", str(cfg.train.batch_size), "--lr", str(cfg.optim.lr)),
+    ]
+
+
 class Runner:
     def __init__(self, args: argparse.Namespace, records: list[dict]) -> None:
         self.args, self.records = args, records
@@ -433,16 +452,16 @@ class Runner:
         cfg = load_config(ours[-1]["preset"], ours[-1]["overrides"])
         out = self.work / "rectools" / f"{dataset}-s{seed}"
         shutil.rmtree(out, ignore_errors=True)
-        cmd = [
+        cmd = rectools_command(
             self.args.rectools_python,
-            str(Path(__file__).parent / "rectools_sasrec.py"),
-            *("--data", str(data), "--out", str(out), "--epochs", str(epochs), "--seed", str(seed)),
-            *("--loss", self.args.rectools_loss, "--negatives", str(cfg.loss.uniform_negatives)),
-            *("--blocks", str(cfg.model.layers), "--dim", str(cfg.model.dim), "--heads", str(cfg.model.heads)),
-            *("--dropout", str(cfg.model.dropout), "--max-len", str(cfg.data.max_len)),
-            *("--batch-size", str(cfg.train.batch_size), "--lr", str(cfg.optim.lr)),
-            *("--threads", str(self.args.threads), "--k", "50"),
-        ]
+            cfg,
+            data,
+            out,
+            seed=seed,
+            threads=self.args.threads,
+            loss=self.args.rectools_loss,
+        )
+        cmd += ["--epochs", str(epochs), "--k", "50"]
         print(f"[{dataset}] rectools-sasrec seed {seed}: {epochs} epochs ({self.args.rectools_loss})", flush=True)
         sec, peak, _, load = measured(cmd)
         info = json.loads((out / "summary.json").read_text())

@@ -11,6 +11,11 @@ validation and test user, the top-``k`` items with the viewed (history) items fi
     <out>/summary.json                            training targets, seconds, events/s, peak RSS, versions
 
 Metrics are computed by the caller with argusrec's metric code (a target outside the top-k is a miss).
+With ``--max-steps N`` training stops after N optimizer steps and nothing is recommended: a throughput
+measurement (benchmarks/rectools_throughput.py). Either way the summary also holds ``step_targets`` /
+``step_seconds``: the targets (non-padding labels) of the steps and the time inside them (forward, loss,
+backward, optimizer step; batch loading excluded), which is how argusrec's training loop counts its
+throughput.
 
     /work/rectools-venv/bin/python benchmarks/rectools_sasrec.py --data data/beauty --out /tmp/rt --epochs 5
 """
@@ -87,12 +92,13 @@ def main() -> None:
     ap.add_argument("--min-events", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-steps", type=int, default=None, help="stop after N steps; no recommendations")
     args = ap.parse_args()
 
     import rectools
     import torch
     from lightning_fabric import seed_everything
-    from pytorch_lightning import Trainer
+    from pytorch_lightning import Callback, Trainer
     from rectools.dataset import Dataset
     from rectools.models import SASRecModel
     from rectools.models.nn.item_net import IdEmbeddingsItemNet
@@ -103,9 +109,23 @@ def main() -> None:
     train_mask = role == 0
     train_ds = Dataset.construct(interactions(users, items, train_mask))
 
+    class StepTimer(Callback):
+        """Targets and seconds of the optimizer steps (from the batch's arrival to the end of its step)."""
+
+        targets, seconds, started = 0, 0.0, 0.0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self.seconds += time.perf_counter() - self.started
+            self.targets += int((batch["y"] != 0).sum())  # labels are left-padded with item 0
+
     def trainer() -> Trainer:
         return Trainer(
             max_epochs=args.epochs,
+            max_steps=args.max_steps if args.max_steps is not None else -1,
+            callbacks=[StepTimer()],
             accelerator="cpu",
             devices=1,
             enable_checkpointing=False,
@@ -137,13 +157,16 @@ def main() -> None:
     start = time.perf_counter()
     model.fit(train_ds)
     train_seconds = time.perf_counter() - start
+    # RecTools fits a deep copy of the trainer, callbacks included: read the copy's timer
+    timer = next(c for c in model.fit_trainer.callbacks if isinstance(c, StepTimer))
 
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    for name, targets_role, history in (("valid", 1, role == 0), ("test", 2, role <= 1)):
-        topk, target_items = recommend(model, users, items, history, targets_role, role, args.k)
-        np.save(args.out / f"{name}_topk.npy", topk)
-        np.save(args.out / f"{name}_targets.npy", target_items)
+    if args.max_steps is None:
+        for name, targets_role, history in (("valid", 1, role == 0), ("test", 2, role <= 1)):
+            topk, target_items = recommend(model, users, items, history, targets_role, role, args.k)
+            np.save(args.out / f"{name}_topk.npy", topk)
+            np.save(args.out / f"{name}_targets.npy", target_items)
     reco_seconds = time.perf_counter() - start
     summary = {
         "library": f"rectools {rectools.__version__}",
@@ -154,7 +177,11 @@ def main() -> None:
         "train_targets_per_epoch": targets_per_epoch,
         "train_seconds": train_seconds,
         "recommend_seconds": reco_seconds,
-        "events_per_s": targets_per_epoch * args.epochs / train_seconds,
+        # whole epochs over the fit's wall clock (data preparation included); None for a step-limited run
+        "events_per_s": targets_per_epoch * args.epochs / train_seconds if args.max_steps is None else None,
+        "max_steps": args.max_steps,
+        "step_targets": timer.targets,
+        "step_seconds": timer.seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": args.threads,
         "pid": os.getpid(),
