@@ -88,6 +88,10 @@ def run_theirs(python: str, work: Path, data: Path, preset: str, steps: int, see
     }
 
 
+def _key(r: dict) -> tuple:
+    return (r["dataset"], r["preset_digest"], r["hardware"], r["commit"], r["model"], r["round"])
+
+
 def render(records: list[dict]) -> None:
     lines = [
         "## Training throughput against RecTools' SASRec (`benchmarks/rectools_throughput.py`)",
@@ -104,8 +108,8 @@ def render(records: list[dict]) -> None:
         return
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["dataset"], r["preset"], r["preset_digest"], r["hardware"]), []).append(r)
-    for (dataset, preset, digest, hw), rows in groups.items():
+        groups.setdefault((r["dataset"], r["preset"], r["preset_digest"], r["hardware"], r["commit"]), []).append(r)
+    for (dataset, preset, digest, hw, _), rows in groups.items():
         rounds = sorted({r["round"] for r in rows})
         first = rows[0]
         lines += [
@@ -187,10 +191,9 @@ def main() -> None:
                 loadavg_1min=os.getloadavg()[0],
                 **extra,
             )
-            key = (rec["dataset"], rec["preset_digest"], rec["hardware"], rec["model"], k)
-            records = [
-                r for r in records if (r["dataset"], r["preset_digest"], r["hardware"], r["model"], r["round"]) != key
-            ] + [rec]
+            # one table per commit (code changes show as separate tables); a rerun at the same commit replaces
+            key = (rec["dataset"], rec["preset_digest"], rec["hardware"], rec["commit"], rec["model"], k)
+            records = [r for r in records if _key(r) != key] + [rec]
             write_results(BENCH, records)
     render(records)
 

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from argusrec.nn.tokens import RealTokens, as_grid, as_tokens
+
 __all__ = [
     "CausalSelfAttention",
     "apply_rotary",
@@ -207,26 +209,32 @@ class CausalSelfAttention(nn.Module):
         # (q, k, v, valid, dropout_p) -> (B, H, N, Dh); masked_causal_attention is the O(N²)-mask reference.
         self.attention_fn: Callable[..., Tensor] = packed_causal_attention
 
-    def forward(self, x: Tensor, *, valid: Tensor, kv: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, *, valid: Tensor, kv: Tensor | None = None, tokens: RealTokens | None = None
+    ) -> Tensor:
         """Attend causally over the real events of each row.
 
         Args:
-            x: (B, N, D) inputs (queries, and keys / values unless ``kv`` is given).
+            x: (B, N, D) inputs (queries, and keys / values unless ``kv`` is given); (T, D) with ``tokens``.
             valid: (B, N) bool, True for real events.
-            kv: (B, N, D) other inputs for the keys and values, or None (the original SASRec code queries
+            kv: inputs for the keys and values, shaped like ``x``, or None (the original SASRec code queries
                 with normalised inputs and keys / values the raw ones).
+            tokens: the packing of ``valid`` when ``x`` and ``kv`` hold the real tokens only
+                (:mod:`argusrec.nn.tokens`): the projections run on them, attention in the (B, N) layout.
 
         Returns:
-            (B, N, D); exactly zero at padded positions.
+            (B, N, D), exactly zero at padded positions; (T, D) with ``tokens``.
         """
-        b, n, d = x.shape
+        b, n = valid.shape
+        d = self.dim
         if kv is None:
-            qkv = self.qkv(x).view(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, H, Dh)
+            qkv = self.qkv(x)  # (..., 3D)
         else:  # the fused projection's rows: Q from x, K and V from kv
             w, bias = self.qkv.weight, self.qkv.bias
-            q_part = F.linear(x, w[:d], None if bias is None else bias[:d])  # (B, N, D)
-            kv_part = F.linear(kv, w[d:], None if bias is None else bias[d:])  # (B, N, 2D)
-            qkv = torch.cat([q_part, kv_part], dim=-1).view(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, H, Dh)
+            q_part = F.linear(x, w[:d], None if bias is None else bias[:d])  # (..., D)
+            kv_part = F.linear(kv, w[d:], None if bias is None else bias[d:])  # (..., 2D)
+            qkv = torch.cat([q_part, kv_part], dim=-1)  # (..., 3D)
+        qkv = as_grid(tokens, qkv).view(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, N, Dh)
         if self.rotary:
             # Index among the row's real events, so padding anywhere leaves relative distances unchanged.
@@ -236,4 +244,6 @@ class CausalSelfAttention(nn.Module):
         # Packed real-events-first + is_causal: no (N, N) mask, so SDPA's fused kernels apply (module docstring).
         y = self.attention_fn(q, k, v, valid, self.dropout if self.training else 0.0)  # (B, H, N, Dh)
         y = y.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
+        if tokens is not None:
+            return self.out(as_tokens(tokens, y))  # (T, D)
         return self.out(y).masked_fill(~valid.unsqueeze(-1), 0.0)

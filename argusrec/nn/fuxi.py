@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from argusrec.nn.hstu import RelativeAttentionBias, attention_divisor, check_time_inputs, hstu_attention
+from argusrec.nn.tokens import as_grid, as_tokens, enter, leave
 
 __all__ = ["FuXiBlock", "ams_attention", "rms_norm"]
 
@@ -130,6 +131,7 @@ class FuXiBlock(nn.Module):
         self.ffn_up = nn.Linear(dim, hidden, bias=False)
         self.ffn_down = nn.Linear(hidden, dim, bias=False)
         self.dropout = nn.Dropout(dropout)
+        self.pack_real_tokens = True  # position-wise parts on the real tokens (argusrec.nn.tokens)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -160,15 +162,16 @@ class FuXiBlock(nn.Module):
             raise ValueError(f"expected x (B, N, D) and valid (B, N); got {tuple(x.shape)} and {tuple(valid.shape)}")
         check_time_inputs(timestamps, query_timestamps, valid)
         batch, length, _ = x.shape
-        keep = valid.unsqueeze(-1)  # (B, N, 1)
-        x = x.masked_fill(~keep, 0.0)  # padded garbage (even NaN) must not reach real outputs
+        # Position-wise parts on the real tokens only where that pays (argusrec.nn.tokens); padded garbage
+        # (even NaN) never reaches a real output either way.
+        tokens, x = enter(x, valid, enabled=self.pack_real_tokens)  # (T, D) or (B, N, D)
 
-        projected = F.silu(self.uvqk(rms_norm(x)))  # (B, N, H·(4·d_v + 2·d_qk))
+        projected = F.silu(self.uvqk(rms_norm(x)))  # (..., H·(4·d_v + 2·d_qk))
         hv, hq = self.heads * self.v_dim, self.heads * self.qk_dim
         u, v, q, k = projected.split([3 * hv, hv, hq, hq], dim=-1)
-        q = q.reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
-        k = k.reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
-        v = v.reshape(batch, length, self.heads, self.v_dim)  # (B, N, H, d_v)
+        q = as_grid(tokens, q).reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
+        k = as_grid(tokens, k).reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
+        v = as_grid(tokens, v).reshape(batch, length, self.heads, self.v_dim)  # (B, N, H, d_v)
 
         position = self.rab.position_bias(length)  # (N, N)
         time = None
@@ -176,9 +179,9 @@ class FuXiBlock(nn.Module):
             time = self.rab.time_bias(timestamps, query_timestamps)  # (B, N, N)
         n = attention_divisor(self.attn_norm, valid, self.max_len)
         channels = ams_attention(q, k, v, position, time, valid, n)  # (B, N, 3, H, d_v)
-        ams = u * rms_norm(channels.reshape(batch, length, 3 * hv))  # (B, N, 3·H·d_v)
+        ams = u * rms_norm(as_tokens(tokens, channels.reshape(batch, length, 3 * hv)))  # (..., 3·H·d_v)
 
-        h = x + self.ams_out(self.dropout(ams))  # (B, N, D): MFFN stage 1, back to D with a residual
+        h = x + self.ams_out(self.dropout(ams))  # (..., D): MFFN stage 1, back to D with a residual
         z = self.dropout(rms_norm(h))
-        h = h + self.ffn_down(F.silu(self.ffn_gate(z)) * self.ffn_up(z))  # (B, N, D): stage 2, SwiGLU
-        return h.masked_fill(~keep, 0.0)
+        h = h + self.ffn_down(F.silu(self.ffn_gate(z)) * self.ffn_up(z))  # (..., D): stage 2, SwiGLU
+        return leave(tokens, h, valid)

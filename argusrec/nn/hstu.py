@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from argusrec.nn.tokens import as_grid, as_tokens, enter, leave
+
 __all__ = [
     "HSTULayer",
     "RelativeAttentionBias",
@@ -295,6 +297,7 @@ class HSTULayer(nn.Module):
         # Production W2 reads [U, AV, U ⊙ LN(AV)] (3·H·d_v wide).
         self.out = nn.Linear(heads * v_dim * (1 if research else 3), dim, bias=out_bias)
         self.dropout = nn.Dropout(dropout)
+        self.pack_real_tokens = True  # position-wise parts on the real tokens (argusrec.nn.tokens)
         self.rab = RelativeAttentionBias(max_len, num_time_buckets=num_time_buckets) if rab else None
         # Replaceable by a fused kernel with the same signature (see hstu_attention).
         self.attention_fn: Callable[..., Tensor] = hstu_attention
@@ -334,28 +337,29 @@ class HSTULayer(nn.Module):
             raise ValueError(f"expected x (B, N, D) and valid (B, N); got {tuple(x.shape)} and {tuple(valid.shape)}")
         check_time_inputs(timestamps, query_timestamps, valid)
         batch, length, _ = x.shape
-        keep = valid.unsqueeze(-1)  # (B, N, 1)
-        x = x.masked_fill(~keep, 0.0)  # padded garbage (even NaN) must not reach real outputs
+        # Position-wise parts on the real tokens only where that pays (argusrec.nn.tokens); padded garbage
+        # (even NaN) never reaches a real output either way.
+        tokens, h = enter(x, valid, enabled=self.pack_real_tokens)  # (T, D) or (B, N, D)
 
-        projected = self.uvqk(self.input_norm(x))  # (B, N, H·(2·d_v + 2·d_qk))
+        projected = self.uvqk(self.input_norm(h))  # (..., H·(2·d_v + 2·d_qk))
         hv, hq = self.heads * self.v_dim, self.heads * self.qk_dim
         if self.variant == "research":
             projected = F.silu(projected)
         u, v, q, k = projected.split([hv, hv, hq, hq], dim=-1)
         if self.variant == "production":
             u = F.silu(u)  # production: SiLU on U only, Q/K/V stay linear
-        q = q.reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
-        k = k.reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
-        v = v.reshape(batch, length, self.heads, self.v_dim)  # (B, N, H, d_v)
+        q = as_grid(tokens, q).reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
+        k = as_grid(tokens, k).reshape(batch, length, self.heads, self.qk_dim)  # (B, N, H, d_qk)
+        v = as_grid(tokens, v).reshape(batch, length, self.heads, self.v_dim)  # (B, N, H, d_v)
 
         bias = self.rab(length, timestamps, query_timestamps) if self.rab is not None else None
         alpha = 1.0 if self.variant == "research" else 1.0 / math.sqrt(self.qk_dim)
         n = attention_divisor(self.attn_norm, valid, self.max_len)
         attn = self.attention_fn(q, k, v, bias, valid, n, alpha=alpha)  # (B, N, H, d_v)
-        attn = attn.reshape(batch, length, hv)  # (B, N, H·d_v)
+        attn = as_tokens(tokens, attn.reshape(batch, length, hv))  # (..., H·d_v)
 
-        gated = u * self.attn_norm_layer(attn)  # (B, N, H·d_v)
+        gated = u * self.attn_norm_layer(attn)  # (..., H·d_v)
         if self.variant == "production":
-            gated = torch.cat([u, attn, gated], dim=-1)  # (B, N, 3·H·d_v)
-        y = x + self.out(self.dropout(gated))  # (B, N, D)
-        return y.masked_fill(~keep, 0.0)
+            gated = torch.cat([u, attn, gated], dim=-1)  # (..., 3·H·d_v)
+        y = h + self.out(self.dropout(gated))  # (..., D)
+        return leave(tokens, y, valid)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from argusrec.nn.attention import CausalSelfAttention
+from argusrec.nn.tokens import enter, leave
 
 __all__ = [
     "FeedForward",
@@ -133,6 +134,9 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = make_norm(norm, dim, bias=bias)
         self.ffn = FeedForward(dim, ffn_dim, activation=ffn, bias=bias)
         self.dropout = nn.Dropout(dropout)
+        # Run norms, projections and the FFN on the real tokens only (argusrec.nn.tokens); tests turn it off
+        # to compare with the padded layout.
+        self.pack_real_tokens = True
 
     def forward(
         self,
@@ -153,17 +157,17 @@ class TransformerBlock(nn.Module):
         Returns:
             (B, N, D); zero at padded positions.
         """
-        padded = ~valid.unsqueeze(-1)  # (B, N, 1)
-        # Zero whatever sits in padded slots first: a masked key has weight 0, but 0 · NaN is still NaN.
-        x = x.masked_fill(padded, 0.0)
+        # Position-wise layers on the real tokens only where that pays (argusrec.nn.tokens), else on (B, N).
+        tokens, h = enter(x, valid, enabled=self.pack_real_tokens)  # (T, D) or (B, N, D)
         if self.residual == "normed":
-            y = self.attn_norm(x)
-            y = y + self.dropout(self.attn(y, valid=valid, kv=x))
+            y = self.attn_norm(h)
+            y = y + self.dropout(self.attn(y, valid=valid, kv=h, tokens=tokens))
             z = self.ffn_norm(y)
-            return (z + self.dropout(self.ffn(z))).masked_fill(padded, 0.0)
-        x = x + self.dropout(self.attn(self.attn_norm(x), valid=valid))
-        x = x + self.dropout(self.ffn(self.ffn_norm(x)))
-        return x.masked_fill(padded, 0.0)
+            h = z + self.dropout(self.ffn(z))
+        else:
+            h = h + self.dropout(self.attn(self.attn_norm(h), valid=valid, tokens=tokens))
+            h = h + self.dropout(self.ffn(self.ffn_norm(h)))
+        return leave(tokens, h, valid)
 
 
 class TransformerEncoder(nn.Module):
