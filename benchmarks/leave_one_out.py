@@ -338,6 +338,18 @@ def train_one(
     return Trained(summary, keep, pop, overrides, sec, peak, load, limited)
 
 
+def has_current_record(records: list[dict], dataset: str, model: str, seed: int, where: str) -> bool:
+    """A finished record of (dataset, model, seed) on this device kind (``where``) and, for our models, of the
+    preset as it is now: after a preset changes ``--resume`` runs it again (the older rows stay, labelled)."""
+    digest = None if model == "rectools-sasrec" else preset_digest(model, dataset)
+    return any(
+        r["metrics"]
+        and (r["dataset"], r["model"], r["seed"], _where(r)) == (dataset, model, seed, where)
+        and (digest is None or r.get("preset_digest") == digest)
+        for r in records
+    )
+
+
 def rectools_command(
     python: str, cfg: RunConfig, data: Path, out: Path, *, seed: int, threads: int, loss: str = "sampled_softmax"
 ) -> list[str]:
@@ -366,9 +378,7 @@ class Runner:
                 self.tps[(r["model"], DATASETS[r["dataset"]][2])] = r["metrics"]["events_per_s"]
 
     def done(self, dataset: str, model: str, seed: int) -> bool:
-        """A record exists for this (dataset, model, seed) on this benchmark's device kind."""
-        key = (dataset, model, seed, self.where)
-        return any(r["metrics"] and (r["dataset"], r["model"], r["seed"], _where(r)) == key for r in self.records)
+        return has_current_record(self.records, dataset, model, seed, self.where)
 
     def save(self) -> None:
         write_results(BENCH, self.records)

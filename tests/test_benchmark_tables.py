@@ -50,3 +50,13 @@ def test_the_rectools_note_describes_our_loss_only_for_the_current_preset() -> N
     current = loo._loss_words(rec | {"preset_digest": loo.preset_digest("sasrec", "beauty")})
     assert current == "dot-product logits, 256 negatives drawn per position"
     assert "commit abc1234 (an earlier version)" in loo._loss_words(rec | {"preset_digest": "00000000"})
+
+
+def test_resume_reruns_a_run_whose_preset_changed() -> None:
+    current = loo.preset_digest("sasrec", "beauty")
+    rec = _run(1, 0.05, current, "2026-11-23") | {"dataset": "beauty"}
+    assert loo.has_current_record([rec], "beauty", "sasrec", 1, "cpu")
+    assert not loo.has_current_record([rec], "beauty", "sasrec", 2, "cpu")  # another seed
+    assert not loo.has_current_record([rec], "beauty", "sasrec", 1, "gpu")  # another device kind
+    assert not loo.has_current_record([rec | {"preset_digest": "00000000"}], "beauty", "sasrec", 1, "cpu")
+    assert not loo.has_current_record([rec | {"metrics": {}}], "beauty", "sasrec", 1, "cpu")  # failed / not run
