@@ -828,7 +828,8 @@ def _rectools(rows: list[dict]) -> list[str]:
             "events/s, 4.4 GB.) RecTools has no validation-based selection here (its last epoch is scored);",
             f"its loss uses dot-product logits and negatives drawn per position; ours {_loss_words(ours)}.",
             "The two were measured one after the other on the same machine (see the run conditions for how",
-            "busy it was).",
+            "busy it was). The throughput of the current preset against RecTools, step for step on the same",
+            "configuration, is in the section of `benchmarks/rectools_throughput.py`.",
         ]
     return lines
 

@@ -113,10 +113,10 @@ def render(records: list[dict]) -> None:
         rounds = sorted({r["round"] for r in rows})
         first = rows[0]
         lines += [
-            f"### {dataset}, preset {preset} ({digest}), {first['steps']} steps, {first['threads']} thread(s)",
+            f"### {dataset}, preset {preset} ({digest}), commit {first['commit']}, {first['steps']} steps, "
+            f"{first['threads']} thread(s)",
             "",
-            f"Hardware: {hw}; commit {first['commit']}, {first['date']}."
-            + (f" Conditions: {first['note']}" if first.get("note") else ""),
+            f"Hardware: {hw}; {first['date']}." + (f" Conditions: {first['note']}" if first.get("note") else ""),
             "",
             "| round | first | ours targets/s | RecTools targets/s | ours / RecTools | peak RSS ours / RecTools (MB) |",
             "|---:|---|---:|---:|---:|---|",
