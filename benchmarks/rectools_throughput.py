@@ -92,7 +92,9 @@ def _key(r: dict) -> tuple:
     return (r["dataset"], r["preset_digest"], r["hardware"], r["commit"], r["model"], r["round"])
 
 
-def render(records: list[dict]) -> None:
+def markdown(records: list[dict]) -> str:
+    """The benchmark's section of docs/benchmarks.md: per (dataset, preset version, hardware, commit), the
+    rounds side by side and the median of the per-round ratios."""
     lines = [
         "## Training throughput against RecTools' SASRec (`benchmarks/rectools_throughput.py`)",
         "",
@@ -104,8 +106,7 @@ def render(records: list[dict]) -> None:
         "",
     ]
     if not records:
-        write_section(BENCH, "\n".join([*lines, "No results yet."]))
-        return
+        return "\n".join([*lines, "No results yet."])
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["dataset"], r["preset"], r["preset_digest"], r["hardware"], r["commit"]), []).append(r)
@@ -135,7 +136,7 @@ def render(records: list[dict]) -> None:
             )
         if ratios:
             lines += ["", f"Median ratio over {len(ratios)} round(s): **{statistics.median(ratios):.2f}x**.", ""]
-    write_section(BENCH, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -152,7 +153,7 @@ def main() -> None:
     args = ap.parse_args()
     records = read_results(BENCH)
     if args.render_only:
-        render(records)
+        write_section(BENCH, markdown(records))
         return
     if not Path(args.rectools_python).exists():
         print(f"skipped: no RecTools environment at {args.rectools_python}")
@@ -195,7 +196,7 @@ def main() -> None:
             key = (rec["dataset"], rec["preset_digest"], rec["hardware"], rec["commit"], rec["model"], k)
             records = [r for r in records if _key(r) != key] + [rec]
             write_results(BENCH, records)
-    render(records)
+    write_section(BENCH, markdown(records))
 
 
 if __name__ == "__main__":

@@ -60,3 +60,23 @@ def test_resume_reruns_a_run_whose_preset_changed() -> None:
     assert not loo.has_current_record([rec], "beauty", "sasrec", 1, "gpu")  # another device kind
     assert not loo.has_current_record([rec | {"preset_digest": "00000000"}], "beauty", "sasrec", 1, "cpu")
     assert not loo.has_current_record([rec | {"metrics": {}}], "beauty", "sasrec", 1, "cpu")  # failed / not run
+
+
+def test_rectools_throughput_table_pairs_the_rounds_and_takes_the_median_ratio() -> None:
+    import rectools_throughput as rt
+
+    def side(model: str, k: int, order: int, speed: float) -> dict:
+        return {
+            "dataset": "beauty", "model": model, "round": k, "order": order, "metrics": {"events_per_s": speed,
+            "peak_rss_mb": 1000.0}, "preset": "sasrec-beauty", "preset_digest": "abcd1234", "hardware": "cpu x",
+            "commit": "c0ffee1", "date": "2026-11-23", "steps": 40, "threads": 1,
+        }  # fmt: skip
+
+    rows = [side("sasrec", 0, 0, 1000.0), side("rectools-sasrec", 0, 1, 100.0)]
+    rows += [side("rectools-sasrec", 1, 0, 50.0), side("sasrec", 1, 1, 1000.0)]
+    rows += [side("sasrec", 2, 0, 900.0)]  # a round without its RecTools half: not paired
+    text = rt.markdown(rows)
+    assert "| 0 | ours | 1,000 | 100 | 10.00x |" in text
+    assert "| 1 | RecTools | 1,000 | 50 | 20.00x |" in text
+    assert "| 2 |" not in text
+    assert "Median ratio over 2 round(s): **15.00x**" in text
