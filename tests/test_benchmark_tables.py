@@ -80,3 +80,15 @@ def test_rectools_throughput_table_pairs_the_rounds_and_takes_the_median_ratio()
     assert "| 1 | RecTools | 1,000 | 50 | 20.00x |" in text
     assert "| 2 |" not in text
     assert "Median ratio over 2 round(s): **15.00x**" in text
+
+
+def test_rectools_gets_the_sizes_loss_and_optimiser_of_our_preset() -> None:
+    from argusrec.config import load_config
+
+    cfg = load_config("sasrec-sports", ["model.dim=128", "loss.uniform_negatives=64"])
+    cmd = loo.rectools_command("py", cfg, Path("d"), Path("o"), seed=3, threads=1)
+    args = dict(zip(cmd[2::2], cmd[3::2], strict=True))
+    assert cmd[:2] == ["py", str(Path(loo.__file__).parent / "rectools_sasrec.py")]
+    assert args["--dim"] == "128" and args["--negatives"] == "64" and args["--lr"] == str(cfg.optim.lr)
+    assert (args["--blocks"], args["--heads"], args["--max-len"]) == ("1", "1", "50")
+    assert (args["--batch-size"], args["--dropout"], args["--seed"]) == ("128", "0.2", "3")
