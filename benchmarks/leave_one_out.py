@@ -133,7 +133,8 @@ def preset_digest(model: str, dataset: str) -> str:
 
 
 def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
-    """A model's runs split by preset version (records without a digest predate it), newest version first.
+    """A model's runs (one model, one dataset) split by preset version (records without a digest predate it):
+    the preset as it is now first, then the others newest first.
 
     Returns (label suffix, runs) pairs; the suffix is empty when all runs share one version.
     """
@@ -142,7 +143,8 @@ def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
         groups.setdefault(r.get("preset_digest"), []).append(r)
     if len(groups) == 1:
         return [("", runs)]
-    order = sorted(groups, key=lambda d: max(str(r.get("date") or "") for r in groups[d]), reverse=True)
+    current = preset_digest(runs[0]["model"], runs[0]["dataset"])  # dates alone tie within a day
+    order = sorted(groups, key=lambda d: (d == current, max(str(r.get("date") or "") for r in groups[d])), reverse=True)
     return [(f" (preset {d})" if d else " (earlier preset)", groups[d]) for d in order]
 
 

@@ -17,12 +17,17 @@ def _run(seed: int, ndcg: float, digest: str | None, date: str) -> dict:
 
 
 def test_runs_of_another_preset_version_get_their_own_row_newest_first() -> None:
-    old = _run(0, 0.04, None, "2026-11-20")
-    new = [_run(1, 0.05, "abcd1234", "2026-11-23"), _run(2, 0.06, "abcd1234", "2026-11-23")]
+    old = _run(0, 0.04, None, "2026-11-20") | {"dataset": "beauty"}
+    new = [_run(s, n, "abcd1234", "2026-11-23") | {"dataset": "beauty"} for s, n in ((1, 0.05), (2, 0.06))]
     table = loo._table([old, *new], None)
     rows = [line for line in table if line.startswith("| sasrec")]
     assert rows[0].startswith("| sasrec (preset abcd1234) | 1,2 |") and "0.0550 ± 0.0071" in rows[0]
     assert rows[1].startswith("| sasrec (earlier preset) | 0 |") and "0.0400" in rows[1]
+    # the preset as it is now comes first even when another version ran the same day
+    now = loo.preset_digest("sasrec", "beauty")
+    same_day = [_run(3, 0.03, now, "2026-11-23"), _run(4, 0.07, "abcd1234", "2026-11-23")]
+    rows = [line for line in loo._table([r | {"dataset": "beauty"} for r in same_day], None) if "| sasrec" in line]
+    assert rows[0].startswith(f"| sasrec (preset {now}) | 3 |")
     # one version only: the plain model name, every seed averaged
     (single,) = [line for line in loo._table(new, None) if line.startswith("| sasrec")]
     assert single.startswith("| sasrec | 1,2 |")
