@@ -45,8 +45,9 @@ BENCH = "rectools_throughput"
 SIDES = ("sasrec", "rectools-sasrec")  # ours, theirs
 
 
-def run_ours(work: Path, data: Path, preset: str, steps: int, seed: int, threads: int) -> dict:
-    """Our preset for ``steps`` optimizer steps (loo.train_one: its own process, then evaluated)."""
+def run_ours(work: Path, data: Path, preset: str, steps: int, seed: int, threads: int) -> tuple[dict, dict]:
+    """Our preset for ``steps`` optimizer steps (loo.train_one: its own process, then evaluated):
+    (metrics, extra record fields)."""
     from argusrec.config import load_config
 
     cfg = load_config(preset, [f"data.path={data}"])
@@ -63,11 +64,14 @@ def run_ours(work: Path, data: Path, preset: str, steps: int, seed: int, threads
         device="cpu",
         limit=None,
     )
-    return {"events_per_s": run.metrics["events_per_s"], "peak_rss_mb": run.metrics["peak_rss_mb"], **run.load}
+    return {"events_per_s": run.metrics["events_per_s"], "peak_rss_mb": run.metrics["peak_rss_mb"]}, {"load": run.load}
 
 
-def run_theirs(python: str, work: Path, data: Path, preset: str, steps: int, seed: int, threads: int) -> dict:
-    """RecTools' SASRecModel with our preset's sizes, negatives and optimiser, for ``steps`` steps."""
+def run_theirs(
+    python: str, work: Path, data: Path, preset: str, steps: int, seed: int, threads: int
+) -> tuple[dict, dict]:
+    """RecTools' SASRecModel with our preset's sizes, negatives and optimiser, for ``steps`` steps:
+    (metrics, extra record fields)."""
     from argusrec.config import load_config
 
     cfg = load_config(preset, [f"data.path={data}"])
@@ -79,13 +83,8 @@ def run_theirs(python: str, work: Path, data: Path, preset: str, steps: int, see
     shutil.rmtree(out, ignore_errors=True)
     if info["step_targets"] == 0 or info["step_seconds"] <= 0:
         raise RuntimeError(f"RecTools' step timer saw no steps: {info}")
-    return {
-        "events_per_s": info["step_targets"] / info["step_seconds"],
-        "peak_rss_mb": peak,
-        "library": info["library"],
-        "torch": info["torch"],
-        **load,
-    }
+    metrics = {"events_per_s": info["step_targets"] / info["step_seconds"], "peak_rss_mb": peak}
+    return metrics, {"load": load, "library": info["library"], "torch": info["torch"]}
 
 
 def _key(r: dict) -> tuple:
@@ -169,16 +168,15 @@ def main() -> None:
         for position, side in enumerate(order):
             t0 = time.perf_counter()
             if side == "sasrec":
-                m = run_ours(work, data, preset, args.steps, args.seed, args.threads)
+                m, extra = run_ours(work, data, preset, args.steps, args.seed, args.threads)
             else:
-                m = run_theirs(args.rectools_python, work, data, preset, args.steps, args.seed, args.threads)
-            extra = {key: m.pop(key) for key in ("library", "torch") if key in m}
+                m, extra = run_theirs(args.rectools_python, work, data, preset, args.steps, args.seed, args.threads)
             print(f"round {k} {side}: {m['events_per_s']:,.0f} targets/s, peak {m['peak_rss_mb']:,.0f} MB", flush=True)
             rec = record(
                 BENCH,
                 args.dataset,
                 side,
-                {"events_per_s": m["events_per_s"], "peak_rss_mb": m["peak_rss_mb"]},
+                m,
                 time.perf_counter() - t0,
                 seed=args.seed,
                 preset=preset,
@@ -188,13 +186,11 @@ def main() -> None:
                 steps=args.steps,
                 threads=args.threads,
                 note=args.note,
-                load={key: v for key, v in m.items() if key not in ("events_per_s", "peak_rss_mb")},
                 loadavg_1min=os.getloadavg()[0],
                 **extra,
             )
             # one table per commit (code changes show as separate tables); a rerun at the same commit replaces
-            key = (rec["dataset"], rec["preset_digest"], rec["hardware"], rec["commit"], rec["model"], k)
-            records = [r for r in records if _key(r) != key] + [rec]
+            records = [r for r in records if _key(r) != _key(rec)] + [rec]
             write_results(BENCH, records)
     write_section(BENCH, markdown(records))
 

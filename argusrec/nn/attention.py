@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from argusrec.nn.tokens import RealTokens, as_grid, as_tokens
+from argusrec.nn.tokens import RealTokens, as_grid
 
 __all__ = [
     "CausalSelfAttention",
@@ -245,5 +245,5 @@ class CausalSelfAttention(nn.Module):
         y = self.attention_fn(q, k, v, valid, self.dropout if self.training else 0.0)  # (B, H, N, Dh)
         y = y.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
         if tokens is not None:
-            return self.out(as_tokens(tokens, y))  # (T, D)
+            return self.out(tokens.pack(y))  # (T, D)
         return self.out(y).masked_fill(~valid.unsqueeze(-1), 0.0)

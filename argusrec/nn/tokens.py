@@ -5,9 +5,9 @@ token alone, so running them on the T real tokens instead of all B x N slots giv
 every real token and skips the work on padding. Only attention needs the (B, N) layout: it unpacks its
 projected queries, keys and values, attends, and packs the result (:class:`CausalSelfAttention`).
 
-This pays where batches are mostly padding: Amazon histories are short (7 training events per user on
-average in Beauty), so a batch of randomly mixed users padded to its longest history (50) is ~80%
-padding, and the position-wise layers of the SASRec preset were over half of a CPU training step.
+This pays where batches are mostly padding: Amazon histories are short, so a batch of randomly mixed
+users padded to its longest history is mostly empty slots. On the CPU it raised the sasrec-beauty preset's
+training throughput by about half (docs/benchmarks.md, ``benchmarks/rectools_throughput.py`` before and after).
 
 :meth:`RealTokens.of` returns None (use the padded layout) where packing does not pay or cannot be
 used: no padding; off the CPU (finding the real tokens is a device-to-host sync, and a GPU has
