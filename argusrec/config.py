@@ -40,7 +40,10 @@ class DataConfig(_Config):
 class ModelConfig(_Config):
     """The sequence encoder and the item embedding."""
 
-    kind: Literal["sasrec", "llama", "hstu", "fuxi"] = "sasrec"
+    kind: Literal["sasrec", "llama", "hstu", "fuxi", "bsarec"] = Field(
+        "sasrec",
+        description="bsarec mixes its whole history window (not causal): it needs train.targets: last",
+    )
     dim: int = Field(64, ge=2)
     layers: int = Field(2, ge=1)
     heads: int = Field(1, ge=1)
@@ -53,13 +56,20 @@ class ModelConfig(_Config):
     hash_buckets: int = Field(1 << 18, ge=16, description="unified hashed embedding table rows")
     num_hashes: int = Field(3, ge=1)
     normalize: bool = Field(False, description="L2-normalise user and item vectors (HSTU recipe)")
-    init: Literal["default", "xavier"] = Field(
+    init: Literal["default", "xavier", "normal"] = Field(
         "default",
         description="default: each module's own (tables N(0, 0.02)); xavier: Xavier-normal on every matrix, "
-        "embedding tables included (RecTools' SASRec)",
+        "embedding tables included (RecTools' SASRec); normal: N(0, 0.02) on every matrix, biases zero (BERT, "
+        "the BSARec code)",
     )
     input_scale: bool | None = Field(
         None, description="multiply item embeddings by sqrt(dim) before the encoder; unset = the kind's convention"
+    )
+    frequency_bins: int = Field(
+        3, ge=1, description="bsarec: lowest rFFT bins of the max_len window its low-pass keeps (BSARec's c=5 -> 3)"
+    )
+    frequency_mix: float = Field(
+        0.7, ge=0, le=1, description="bsarec: weight of the frequency-filter branch against attention (alpha)"
     )
     residual: Literal["pre_norm", "normed"] = Field(
         "pre_norm",
@@ -142,6 +152,13 @@ class TrainConfig(_Config):
     )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (smoke runs)")
+    targets: Literal["all", "last"] = Field(
+        "all",
+        description="all: each history is cut into chunks whose every position predicts the next event (SASRec); "
+        "last: one sample per training event, the up-to-max_len events before it as input, the loss at the last "
+        "position only (prefix augmentation, as the BSARec / DuoRec code): more encoder work (about 7x on Amazon "
+        "Beauty), needed by model.kind: bsarec",
+    )
     log_every: int = Field(50, ge=1, description="optimizer steps between loss log lines")
     bucket_batches: int | None = Field(
         64,
@@ -350,6 +367,21 @@ class RunConfig(_Config):
                 "disagree: a next-item model computes cosine scores by normalising its vectors; set "
                 "model.normalize=true with loss.similarity=cosine, or model.normalize=false with loss.similarity=dot"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _window_models(self) -> RunConfig:
+        if self.task == "next_item" and self.model.kind == "bsarec":
+            if self.train.targets != "last":
+                raise ValueError(
+                    "model.kind=bsarec mixes its whole history window (its frequency filter is not causal), so every "
+                    "position but the last has seen later events: set train.targets=last"
+                )
+            if self.model.frequency_bins > self.data.max_len // 2 + 1:
+                raise ValueError(
+                    f"model.frequency_bins={self.model.frequency_bins}: a window of data.max_len={self.data.max_len} "
+                    f"has only {self.data.max_len // 2 + 1} rFFT bins"
+                )
         return self
 
     @model_validator(mode="after")

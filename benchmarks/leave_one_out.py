@@ -6,7 +6,7 @@ history removed; the model is selected (early stopping, best checkpoint) on vali
 both validation and test metrics are recorded. Every training runs in its own process; its peak RSS
 comes from the kernel (``RUSAGE_CHILDREN`` of a tiny wrapper).
 
-Models: ``sasrec``, ``llama``, ``hstu``, ``fuxi``, ``hstu-large``, ``fuxi-large`` (argusrec presets:
+Models: ``sasrec``, ``llama``, ``hstu``, ``fuxi``, ``hstu-large``, ``fuxi-large``, ``bsarec`` (argusrec presets:
 Amazon -> ``*-beauty`` / ``*-sports``, history 50; MovieLens -> ``*-ml-1m`` with ``data.path``
 overridden, history 200; ``llama`` = the SASRec preset with ``model.kind=llama``; the large variants =
 the ``*-large-ml-1m`` presets, with history 50 on Amazon) and ``rectools-sasrec`` (RecTools'
@@ -61,7 +61,7 @@ DATASETS = {  # name -> (adapter, path under ../shared/data, family)
     "ml-100k": ("movielens", "ml-100k", "movielens"),
     "ml-latest-small": ("movielens", "ml-latest-small", "movielens"),
 }
-MODELS = ["sasrec", "hstu", "fuxi", "llama", "hstu-large", "fuxi-large", "rectools-sasrec"]
+MODELS = ["sasrec", "hstu", "fuxi", "llama", "hstu-large", "fuxi-large", "bsarec", "rectools-sasrec"]
 # Order of a run: what matters most first (the published Beauty targets), the large variants last.
 PRIORITY = [
     ("beauty", ["sasrec", "hstu", "fuxi", "rectools-sasrec"]),
@@ -74,10 +74,20 @@ PRIORITY = [
     ("ml-latest-small", ["hstu-large", "fuxi-large", "rectools-sasrec"]),
     ("beauty", ["hstu-large", "fuxi-large"]),
     ("sports", ["hstu-large", "fuxi-large"]),
+    ("beauty", ["bsarec"]),
+    ("sports", ["bsarec"]),
 ]
 # Training targets/s on 2 CPU cores at history 50, measured 2026-11-22; only the first guess of the
 # epoch cap: later runs use the throughput measured in this run.
-PRIOR_TPS = {"sasrec": 2700, "llama": 2500, "hstu": 7000, "fuxi": 3300, "hstu-large": 1800, "fuxi-large": 800}
+PRIOR_TPS = {
+    "sasrec": 2700,
+    "llama": 2500,
+    "hstu": 7000,
+    "fuxi": 3300,
+    "hstu-large": 1800,
+    "fuxi-large": 800,
+    "bsarec": 1500,  # one thread, 2026-11-23
+}
 OVERHEAD_S = 20  # process start, data, the final valid + test evaluation
 METRICS = ["HR@10", "NDCG@10", "HR@50", "NDCG@50", "MRR"]
 PUBLISHED = {  # PEERS.md §5, filtered protocol: (model, NDCG@10, Recall@10 = HR@10, source)
@@ -116,6 +126,9 @@ DIGEST_NEUTRAL = {
     "model.init": "default",
     "model.input_scale": None,
     "argus.fp_bilinear_rank": 0,
+    "model.frequency_bins": 3,
+    "model.frequency_mix": 0.7,
+    "train.targets": "all",
 }
 
 
@@ -148,10 +161,13 @@ def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
     return [(f" (preset {d})" if d else " (earlier preset)", groups[d]) for d in order]
 
 
-def train_targets(data: Path, max_len: int) -> int:
-    """Training targets per epoch: leave-one-out training prefixes cut in chunks of max_len + 1 events."""
+def train_targets(data: Path, max_len: int, targets: str = "all") -> int:
+    """Training targets per epoch: leave-one-out training prefixes cut in chunks of max_len + 1 events
+    (``train.targets: all``), or one per training event after the first (``last``)."""
     lengths = np.diff(np.load(data / "events" / "offsets.npy"))
     train = np.where(lengths >= 3, lengths - 2, lengths)
+    if targets == "last":
+        return int(np.maximum(train - 1, 0).sum())
     chunks = np.ceil(train / (max_len + 1))
     return int((train - chunks)[train >= 2].sum())
 
@@ -386,11 +402,11 @@ class Runner:
         write_results(BENCH, self.records)
         write_section(BENCH, markdown(self.records))
 
-    def epoch_cap(self, model: str, dataset: str, data: Path, max_len: int) -> tuple[int, float]:
+    def epoch_cap(self, model: str, dataset: str, data: Path, max_len: int, targets: str) -> tuple[int, float]:
         family = DATASETS[dataset][2]
         guess = PRIOR_TPS[model] * (0.6 if max_len > 50 else 1.0)
         tps = self.tps.get((model, family), guess)
-        per_epoch = train_targets(data, max_len) / tps
+        per_epoch = train_targets(data, max_len, targets) / tps
         budget = max(self.args.time_budget - OVERHEAD_S, 1.0)
         return max(1, min(self.args.max_epochs, math.floor(budget / per_epoch))), per_epoch
 
@@ -402,7 +418,7 @@ class Runner:
         max_len = preset_cfg.data.max_len
         limit = self.args.run_limit
         if limit is None:
-            cap, per_epoch = self.epoch_cap(model, dataset, data, max_len)
+            cap, per_epoch = self.epoch_cap(model, dataset, data, max_len, preset_cfg.train.targets)
             eval_every = 1 if cap <= 20 else preset_cfg.train.eval_every
         else:  # the preset's epochs; the run is cut at its wall-clock limit and its best checkpoint evaluated
             cap, per_epoch = min(self.args.max_epochs, preset_cfg.train.epochs), float("nan")

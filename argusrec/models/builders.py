@@ -1,4 +1,4 @@
-"""Assemble SASRec, LLaMa-style, HSTU and FuXi-alpha from a :class:`ModelConfig` (composition of nn/ parts)."""
+"""Assemble SASRec, LLaMa-style, HSTU, FuXi-alpha and BSARec from a :class:`ModelConfig` (composition of nn/ parts)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from argusrec.losses import LearnedTemperature
 from argusrec.models.argus import Argus, build_argus
 from argusrec.models.sequential import FixedTemperature, SequentialRecommender
 from argusrec.nn.embeddings import HashedEmbedding, IdEmbedding, PositionEmbedding
+from argusrec.nn.frequency import BSARecBlock
 from argusrec.nn.fuxi import FuXiBlock
 from argusrec.nn.hstu import HSTULayer
 from argusrec.nn.transformer import TransformerEncoder, llama_blocks, sasrec_blocks
@@ -30,6 +31,7 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
     v = model.v_dim or d // model.heads
     positions: PositionEmbedding | None = PositionEmbedding(max_len, d)
     input_scale = True  # item embedding x sqrt(D): SASRec and HSTU convention
+    input_norm: Literal["layer"] | None = None
     if model.kind == "sasrec":
         blocks = sasrec_blocks(
             model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim or d, residual=model.residual
@@ -46,6 +48,20 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
             for _ in range(model.layers)
         ]
         final_norm = None  # HSTU's research model L2-normalises the output instead (model.normalize)
+    elif model.kind == "bsarec":  # post-norm blocks: the input is normalised instead of the output
+        blocks = [
+            BSARecBlock(
+                d,
+                model.heads,
+                ffn_dim=model.ffn_dim or 4 * d,
+                window=max_len,
+                keep=model.frequency_bins,
+                alpha=model.frequency_mix,
+                dropout=model.dropout,
+            )
+            for _ in range(model.layers)
+        ]
+        input_scale, final_norm, input_norm = False, None, "layer"
     else:
         blocks = [
             FuXiBlock(
@@ -65,7 +81,7 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
     temperature = LearnedTemperature() if loss.temperature == "learned" else FixedTemperature(float(loss.temperature))
     recommender = SequentialRecommender(
         items=items,
-        encoder=TransformerEncoder(blocks, d, final_norm=final_norm),
+        encoder=TransformerEncoder(blocks, d, final_norm=final_norm, input_norm=input_norm),
         positions=positions,
         n_items=n_items,
         dim=d,
@@ -74,11 +90,15 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
         normalize=model.normalize,
         temperature=temperature,
     )
-    if model.init == "xavier":  # RecTools' SASRec: Xavier-normal on every matrix, embedding tables included
+    if model.init != "default":  # every matrix, embedding tables included
         with torch.no_grad():
-            for p in recommender.parameters():
-                if p.dim() > 1:
+            for name, p in recommender.named_parameters():
+                if p.dim() > 1 and model.init == "xavier":  # RecTools' SASRec
                     nn.init.xavier_normal_(p)
+                elif p.dim() > 1:  # BERT and the BSARec code: N(0, 0.02), biases zero
+                    nn.init.normal_(p, std=0.02)
+                elif model.init == "normal" and name.endswith(".bias"):
+                    p.zero_()
             for m in recommender.modules():  # padding rows stay zero
                 if isinstance(m, nn.Embedding) and m.padding_idx is not None:
                     m.weight[m.padding_idx].zero_()

@@ -1,8 +1,9 @@
-"""Next-item prediction on history chunks: the training task of SASRec, HSTU, FuXi-alpha (and ARGUS's NIP).
+"""Next-item prediction on history chunks: the training task of SASRec, HSTU, FuXi-alpha, BSARec (and ARGUS's NIP).
 
-Every position n of a chunk predicts the item at n + 1. The loss is a sampled softmax over the
-positive, uniform negatives (shared, or per position) and (optionally) the batch's other positives, with optional logQ
-correction (ARGUS.md §3), or a full softmax for small catalogs.
+Every position n of a chunk predicts the item at n + 1, or only the last position does (``last_only``: windows
+ending at each training event, left-padded, as the BSARec / DuoRec code trains). The loss is a sampled softmax
+over the positive, uniform negatives (shared, or per position) and (optionally) the batch's other positives,
+with optional logQ correction (ARGUS.md §3), or a full softmax for small catalogs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class NextItemTask:
             :class:`~argusrec.models.nip_loss.SampledNextItemLoss`.
         item_freq: (V + 1,) training-stream item counts, needed for logQ with in-batch negatives.
         logq: subtract log Q(j) of the mixed sampler from every logit (training only).
+        last_only: supervise the last position of each (left-padded) chunk only (``train.targets: last``).
         seed: seed of the uniform sampler (its state is checkpointed through :meth:`state_dict`).
     """
 
@@ -41,8 +43,10 @@ class NextItemTask:
         item_freq: Tensor | None = None,
         logq: bool = False,
         uniform_sharing: UniformSharing = "batch",
+        last_only: bool = False,
         seed: int = 0,
     ) -> None:
+        self.last_only = last_only
         self.nip = (
             SampledNextItemLoss(
                 n_items=n_items,
@@ -66,6 +70,8 @@ class NextItemTask:
         inputs, targets = items[:, :-1], items[:, 1:]  # (B, N-1) each
         valid_in = valid[:, :-1]
         supervised = valid_in & valid[:, 1:]  # (B, N-1): both the input and its next event are real
+        if self.last_only:  # left padding: each chunk's target is its last event
+            supervised[:, :-1] = False
         states = model(inputs, valid_in, ts[:, :-1], ts[:, 1:])  # query time = the predicted event's time
         query = states[supervised]  # (M, D)
         positive_ids = targets[supervised]  # (M,)

@@ -22,7 +22,7 @@ import torch
 
 from argusrec import __version__
 from argusrec.config import RunConfig
-from argusrec.data.batching import ChunkBatches, chunk_ranges
+from argusrec.data.batching import ChunkBatches, Chunks, chunk_ranges, concat_aranges, history_windows
 from argusrec.data.negatives import item_frequencies
 from argusrec.data.schema import ITEM_ID, TIMESTAMP
 from argusrec.data.splits import Split, leave_one_out, temporal_cutoffs, temporal_split
@@ -68,12 +68,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
     device = distributed.setup(config.train).device  # under torchrun: this rank's device
     split = make_split(store, config)
 
-    # Training data: each user's training prefix cut into non-overlapping chunks of max_len + 1 events
-    # (the +1: every one of the max_len input positions predicts the event after it).
-    lo, hi = split.train_ranges()
-    chunks = chunk_ranges(
-        lo, hi, config.data.max_len + 1, min_len=2, max_chunks_per_user=config.data.max_chunks_per_user
-    )
+    chunks = training_chunks(store, split, config)
     if len(chunks) == 0:
         raise ArgusrecError(f"{config.data.path}: no user has two training events; nothing to train on")
     batches = ChunkBatches(
@@ -99,6 +94,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
         item_freq=freq,
         logq=config.loss.logq,
         uniform_sharing=config.loss.uniform_sharing,
+        last_only=config.train.targets == "last",
         seed=config.train.seed,
     )
 
@@ -122,6 +118,24 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         (run_dir / "model_card.md").write_text(model_card(config, store, split, model, summary, device))
     return summary
+
+
+def training_chunks(store: SequenceStore, split: Split, config: RunConfig) -> Chunks:
+    """The training samples, as left-padded windows of the store (``train.targets``).
+
+    ``all``: each user's training prefix cut into non-overlapping chunks of max_len + 1 events (the +1:
+    every one of the max_len input positions predicts the event after it). ``last``: one window per
+    training event after the user's first, holding that event and the up-to-max_len events before it
+    (the task reads the loss at the last position only).
+    """
+    lo, hi = split.train_ranges()
+    max_len = config.data.max_len
+    if config.train.targets == "all":
+        return chunk_ranges(lo, hi, max_len + 1, min_len=2, max_chunks_per_user=config.data.max_chunks_per_user)
+    per_user = np.maximum(hi - lo - 1, 0)  # (U,) training events with an earlier training event
+    user = np.repeat(np.arange(len(lo), dtype=np.int64), per_user)  # (S,)
+    index = concat_aranges(lo + 1, per_user)  # (S,) CSR row of each sample's target
+    return history_windows(store.offsets, user, index, max_len + 1, include_target=True)  # lo = user's first row
 
 
 def fit_and_restore_best(

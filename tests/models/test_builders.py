@@ -10,7 +10,8 @@ from argusrec.errors import ArgusrecError
 from argusrec.models.argus import Argus, transformer_parameters
 from argusrec.models.builders import build_argus_model, build_model, count_parameters
 
-KINDS = ["sasrec", "llama", "hstu", "fuxi"]
+CAUSAL_KINDS = ["sasrec", "llama", "hstu", "fuxi"]
+KINDS = [*CAUSAL_KINDS, "bsarec"]  # bsarec mixes its window: only its last state is a history state
 
 
 def _model(kind: str, **kw):
@@ -42,7 +43,7 @@ def test_forward_shapes_and_scoring(kind: str) -> None:
     torch.testing.assert_close(model.item_vectors(torch.tensor([5])), table[5:6])
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", CAUSAL_KINDS)
 def test_causal_a_later_item_never_changes_an_earlier_state(kind: str) -> None:
     model = _model(kind)
     items, valid, ts, q = _inputs()
@@ -67,6 +68,16 @@ def test_left_padding_does_not_change_the_user_vector(kind: str) -> None:
         torch.cat([pad, q], 1),
     )[:, -1]
     torch.testing.assert_close(short, padded, atol=1e-5, rtol=1e-5)
+
+
+def test_normal_init_draws_every_matrix_from_n_0_002_and_zeroes_biases() -> None:
+    model = _model("bsarec", init="normal")
+    matrices = [p for p in model.parameters() if p.dim() > 1]
+    values = torch.cat([p.detach().flatten() for p in matrices])
+    assert abs(float(values.std()) - 0.02) < 0.002
+    biases = [p for n, p in model.named_parameters() if n.endswith(".bias")]
+    assert biases and all(bool((b == 0).all()) for b in biases)
+    assert bool((model.items.table.weight[0] == 0).all())  # the padding row stays zero
 
 
 def test_hashed_item_embedding_builds_and_has_fixed_memory() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from argusrec.nn.frequency import BSARecBlock
 from argusrec.nn.fuxi import FuXiBlock
 from argusrec.nn.hstu import HSTULayer
 from argusrec.nn.tokens import RealTokens
@@ -22,6 +23,12 @@ STACKS: dict[str, Callable[[], nn.Module]] = {
         [HSTULayer(D, H, qk_dim=4, v_dim=4, max_len=8, variant=v) for v in ("research", "production")], D
     ),
     "fuxi": lambda: TransformerEncoder([FuXiBlock(D, H, qk_dim=4, v_dim=4, max_len=8) for _ in range(2)], D),
+    "bsarec": lambda: TransformerEncoder(
+        [BSARecBlock(D, H, ffn_dim=2 * D, window=8, keep=3, alpha=0.7) for _ in range(2)],
+        D,
+        final_norm=None,
+        input_norm="layer",
+    ),
 }
 TIMED = {"hstu", "fuxi"}  # blocks with a time bias: given timestamps
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from argusrec.config import load_config
@@ -100,3 +101,42 @@ def test_foreign_or_corrupted_runs_are_refused(tmp_path: Path, taste_world: Path
         evaluate_run(run, device="cpu")
     with pytest.raises(ArgusrecError, match="not a run directory"):
         evaluate_run(tmp_path, device="cpu")
+
+
+def test_last_position_training_takes_one_window_per_training_event(tmp_path: Path, taste_world: Path) -> None:
+    from argusrec.data.store import SequenceStore
+    from argusrec.recipes.train import make_split, training_chunks
+
+    cfg = _config(tmp_path, taste_world, overrides=("train.targets=last",))
+    store = SequenceStore.open(cfg.data.path)
+    split = make_split(store, cfg)
+    lo, hi = split.train_ranges()
+    windows = training_chunks(store, split, cfg)
+    assert len(windows) == int(np.maximum(hi - lo - 1, 0).sum())  # every training event after the user's first
+    ends = windows.start + windows.length  # exclusive: the window ends with its target
+    assert np.all(windows.length >= 2) and np.all(windows.length <= cfg.data.max_len + 1)
+    assert np.all(windows.start >= lo[windows.user]) and np.all(ends <= hi[windows.user])  # never valid / test
+    assert len(np.unique(ends)) == len(windows)  # one window per target
+    long = windows.length == cfg.data.max_len + 1
+    assert long.any() and np.all(windows.start[~long] == lo[windows.user[~long]])  # short windows start the history
+
+
+def test_bsarec_trains_on_last_positions_and_beats_popularity(tmp_path: Path, taste_world: Path) -> None:
+    overrides = (
+        "model.kind=bsarec",
+        "train.targets=last",
+        "model.dropout=0.1",
+        "data.max_len=10",
+        "train.batch_size=256",
+    )
+    cfg = _config(tmp_path, taste_world, epochs=3, overrides=overrides)
+    summary = train(cfg, run_dir=tmp_path / "b", progress=False)
+    model, pop = summary["metrics"], summary["popularity_baseline"]
+    assert model["test/NDCG@10"] > 1.5 * pop["test/NDCG@10"]
+
+
+def test_bsarec_needs_last_position_training_and_a_window_with_enough_bins(tmp_path: Path, taste_world: Path) -> None:
+    with pytest.raises(ArgusrecError, match=r"model\.kind=bsarec .* set train\.targets=last"):
+        _config(tmp_path, taste_world, overrides=("model.kind=bsarec",))
+    with pytest.raises(ArgusrecError, match=r"model\.frequency_bins=20: a window of data\.max_len=30 has only 16"):
+        _config(tmp_path, taste_world, overrides=("model.kind=bsarec", "train.targets=last", "model.frequency_bins=20"))

@@ -1,0 +1,88 @@
+"""BSARec's frequency filter and block (argusrec.nn.frequency)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from argusrec.nn.frequency import BSARecBlock, FrequencyFilter, lowpass_matrix
+from argusrec.nn.transformer import TransformerEncoder
+
+W, D = 10, 8
+
+
+def test_lowpass_matrix_is_the_fft_low_pass() -> None:
+    x = torch.randn(W, 5, dtype=torch.float64)
+    for keep in (1, 3, W // 2 + 1):
+        reference = torch.fft.irfft(torch.fft.rfft(x, dim=0, norm="ortho")[:keep], n=W, dim=0, norm="ortho")
+        torch.testing.assert_close(lowpass_matrix(W, keep) @ x, reference)
+
+
+def test_lowpass_matrix_is_an_orthogonal_projection() -> None:
+    p = lowpass_matrix(W, 3)
+    torch.testing.assert_close(p @ p, p)  # idempotent
+    torch.testing.assert_close(p, p.T)  # symmetric
+    assert torch.linalg.matrix_rank(p) == 5  # bin 0, and bins 1-2 with a cosine and a sine each
+    torch.testing.assert_close(lowpass_matrix(W, W // 2 + 1), torch.eye(W, dtype=torch.float64))  # every bin kept
+    # keeping bin 0 only = the window mean in every slot
+    torch.testing.assert_close(lowpass_matrix(W, 1), torch.full((W, W), 1 / W, dtype=torch.float64))
+
+
+def test_lowpass_matrix_refuses_impossible_sizes() -> None:
+    with pytest.raises(ValueError, match="keep must be in"):
+        lowpass_matrix(W, W // 2 + 2)
+    with pytest.raises(ValueError, match="keep must be in"):
+        lowpass_matrix(W, 0)
+
+
+def test_filter_gain_one_is_the_identity_and_zero_is_the_low_pass() -> None:
+    f = FrequencyFilter(D, window=W, keep=2)
+    x = torch.randn(3, W, D)
+    with torch.no_grad():
+        f.sqrt_beta.fill_(1.0)
+        torch.testing.assert_close(f(x), x)
+        f.sqrt_beta.fill_(0.0)
+        low = torch.einsum("mn,bnd->bmd", lowpass_matrix(W, 2).float(), x)
+        torch.testing.assert_close(f(x), low)
+
+
+def test_short_batches_equal_the_zero_padded_window() -> None:
+    f = FrequencyFilter(D, window=W, keep=3)
+    x = torch.randn(2, 4, D)  # 4 slots of a 10-slot window; the history sits in the last slots
+    full = torch.cat([torch.zeros(2, W - 4, D), x], dim=1)
+    torch.testing.assert_close(f(x), f(full)[:, -4:])
+    with pytest.raises(ValueError, match="window is 10"):
+        f(torch.randn(1, W + 1, D))
+
+
+def _encoder() -> TransformerEncoder:
+    blocks = [BSARecBlock(D, 2, ffn_dim=4 * D, window=W, keep=3, alpha=0.7) for _ in range(2)]
+    return TransformerEncoder(blocks, D, final_norm=None, input_norm="layer").eval()
+
+
+def test_extra_left_padding_changes_nothing() -> None:
+    torch.manual_seed(0)
+    enc = _encoder()
+    x = torch.randn(1, 5, D)
+    short = enc(x, valid=torch.ones(1, 5, dtype=torch.bool))
+    padded_x = torch.cat([torch.full((1, 3, D), float("nan")), x], dim=1)  # NaN in padding never leaks
+    valid = torch.tensor([[False] * 3 + [True] * 5])
+    padded = enc(padded_x, valid=valid)
+    torch.testing.assert_close(padded[:, 3:], short)
+    assert torch.equal(padded[:, :3], torch.zeros(1, 3, D))
+
+
+def test_the_filter_is_not_causal_so_only_the_last_slot_is_a_history_state() -> None:
+    """The module doc's warning, checked: an early slot's output moves when a later event changes."""
+    torch.manual_seed(0)
+    enc = _encoder()
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    x = torch.randn(1, 6, D)
+    y = x.clone()
+    y[0, -1] = torch.randn(D)
+    assert not torch.allclose(enc(x, valid=valid)[0, 0], enc(y, valid=valid)[0, 0])
+
+
+def test_alpha_must_be_a_weight() -> None:
+    with pytest.raises(ValueError, match="alpha"):
+        BSARecBlock(D, 1, ffn_dim=D, window=W, keep=2, alpha=1.5)
