@@ -104,6 +104,11 @@ PUBLISHED = {  # PEERS.md §5, filtered protocol: (model, NDCG@10, Recall@10 = H
 }
 
 
+def supported(model: str, dataset: str) -> bool:
+    """Whether (model, dataset) is part of the benchmark: BSARec has Amazon presets only."""
+    return model != "bsarec" or DATASETS[dataset][2] == "amazon"
+
+
 def preset_for(model: str, dataset: str) -> tuple[str, list[str]]:
     """The preset and the extra overrides of one (model, dataset)."""
     family = DATASETS[dataset][2]
@@ -619,7 +624,7 @@ def main() -> None:
     todo: list[tuple[str, str, int]] = []
     for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
         order = PRIORITY if i == 0 else [(d, list(MODELS)) for d in DATASETS]
-        todo += [(d, m, seed) for d, group in order for m in group if d in datasets and m in models]
+        todo += [(d, m, seed) for d, group in order for m in group if d in datasets and m in models and supported(m, d)]
     if args.jobs == 1:
         for dataset, model, seed in todo:
             runner.run(dataset, model, seed, deadline)
@@ -770,7 +775,7 @@ def markdown(records: list[dict]) -> str:
                 ]
             lines += _published(dataset, rows) + _rectools(rows) + [""]
     ran = {(r["dataset"], r["model"]) for r in records if r["metrics"]}
-    missing = [f"{m} on {d}" for d in DATASETS for m in MODELS if (d, m) not in ran]
+    missing = [f"{m} on {d}" for d in DATASETS for m in MODELS if (d, m) not in ran and supported(m, d)]
     if missing:
         lines += [f"Never run: {', '.join(missing)}.", ""]
     return "\n".join(lines)

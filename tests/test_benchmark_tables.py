@@ -97,3 +97,17 @@ def test_rectools_gets_the_sizes_loss_and_optimiser_of_our_preset() -> None:
     assert args["--dim"] == "128" and args["--negatives"] == "64" and args["--lr"] == str(cfg.optim.lr)
     assert (args["--blocks"], args["--heads"], args["--max-len"]) == ("1", "1", "50")
     assert (args["--batch-size"], args["--dropout"], args["--seed"]) == ("128", "0.2", "3")
+
+
+def test_bsarec_is_benchmarked_on_amazon_only_and_counts_one_target_per_training_event(tmp_path: Path) -> None:
+    import numpy as np
+
+    assert loo.supported("bsarec", "beauty") and loo.supported("bsarec", "sports")
+    assert not loo.supported("bsarec", "ml-100k") and loo.supported("sasrec", "ml-100k")
+    assert loo.preset_for("bsarec", "beauty") == ("bsarec-beauty", [])
+    (tmp_path / "events").mkdir()
+    np.save(tmp_path / "events" / "offsets.npy", np.array([0, 5, 7, 15]))  # users of 5, 2 and 8 events
+    # leave-one-out keeps 3, 2 (too short to split) and 6 training events
+    assert loo.train_targets(tmp_path, 50, "last") == 2 + 1 + 5
+    assert loo.train_targets(tmp_path, 50, "all") == 2 + 1 + 5  # one chunk each: the same count
+    assert loo.train_targets(tmp_path, 2, "all") == 2 + 1 + 4  # chunks of 3 events: the 6 give 2 + 2 targets
