@@ -155,9 +155,9 @@ class TrainConfig(_Config):
     targets: Literal["all", "last"] = Field(
         "all",
         description="all: each history is cut into chunks whose every position predicts the next event (SASRec); "
-        "last: one sample per training event, the up-to-max_len events before it as input, the loss at the last "
-        "position only (prefix augmentation, as the BSARec / DuoRec code): more encoder work (about 7x on Amazon "
-        "Beauty), needed by model.kind: bsarec",
+        "last: one sample per training event after each user's first, the up-to-max_len events before it as "
+        "input, the loss at the last position only (prefix augmentation, close to the BSARec / DuoRec code, see the "
+        "bsarec presets): more encoder work (about 7x on Amazon Beauty), needed by model.kind: bsarec",
     )
     log_every: int = Field(50, ge=1, description="optimizer steps between loss log lines")
     bucket_batches: int | None = Field(
@@ -371,6 +371,16 @@ class RunConfig(_Config):
 
     @model_validator(mode="after")
     def _window_models(self) -> RunConfig:
+        if self.task != "next_item" and (self.model.kind == "bsarec" or self.train.targets == "last"):
+            raise ValueError(
+                f"model.kind=bsarec and train.targets=last are next-item settings; task: {self.task} builds its "
+                "encoder from the argus section and trains on every position"
+            )
+        if self.train.targets == "last" and self.data.max_chunks_per_user is not None:
+            raise ValueError(
+                "data.max_chunks_per_user limits the chunks of train.targets=all; with train.targets=last every "
+                "training event is a sample: unset it"
+            )
         if self.task == "next_item" and self.model.kind == "bsarec":
             if self.train.targets != "last":
                 raise ValueError(

@@ -86,7 +86,7 @@ PRIOR_TPS = {
     "fuxi": 3300,
     "hstu-large": 1800,
     "fuxi-large": 800,
-    "bsarec": 1500,  # one thread, 2026-11-23
+    "bsarec": 1500,  # one thread (of two busy cores), 2026-11-23
 }
 OVERHEAD_S = 20  # process start, data, the final valid + test evaluation
 METRICS = ["HR@10", "NDCG@10", "HR@50", "NDCG@50", "MRR"]

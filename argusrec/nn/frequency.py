@@ -19,9 +19,13 @@ batch's padding.
 **Not causal.** The filter mixes every slot of the window with every other, so only the *last*
 slot's output is a state of "the history so far"; earlier slots have seen later events. Models with
 these blocks are trained on the last position of each history prefix (``train.targets: last``, what
-the BSARec code does) and read at the last slot (as leave-one-out evaluation and serving do); the
-run config refuses them with every-position training. Padded slots are exactly zero in and out (the
-shared encoder contract otherwise holds: padding invariance, zero at padding, no NaN).
+the BSARec code does) and read at the last slot (as leave-one-out evaluation does); the run config
+refuses them with every-position training. **Left padding only**: the filter treats the last N slots
+of a batch as the last N slots of the window, so histories must end in the last slot (as the
+next-item task and leave-one-out evaluation build them); right-padded rows or holes give other
+numbers. With left padding the shared encoder contract holds: padding invariance, zero at padding, no
+NaN. The projection runs in float32 even under autocast (a (N, N) matrix: cheap, and bf16 would round
+its entries to three digits).
 
 Letters (docs/notation.md): B batch, N length, D width, H heads; W the filter's window.
 """
@@ -74,9 +78,12 @@ class FrequencyFilter(nn.Module):
         n = x.shape[1]
         if n > self.window:
             raise ValueError(f"the frequency filter's window is {self.window} events, got a batch of {n}")
-        p = self.lowpass[self.window - n :, self.window - n :].to(x.dtype)  # (N, N) the window's last N slots
-        low = torch.einsum("mn,bnd->bmd", p, x)  # (B, N, D)
-        return low + self.sqrt_beta.square() * (x - low)
+        p = self.lowpass[self.window - n :, self.window - n :].float()  # (N, N): the window's last N slots
+        with torch.autocast(x.device.type, enabled=False):  # float32 projection (module doc)
+            x32 = x.float()
+            low = torch.einsum("mn,bnd->bmd", p, x32)  # (B, N, D)
+            out = low + self.sqrt_beta.float().square() * (x32 - low)
+        return out.to(x.dtype)
 
 
 class BSARecBlock(nn.Module):

@@ -78,6 +78,13 @@ def test_normal_init_draws_every_matrix_from_n_0_002_and_zeroes_biases() -> None
     biases = [p for n, p in model.named_parameters() if n.endswith(".bias")]
     assert biases and all(bool((b == 0).all()) for b in biases)
     assert bool((model.items.table.weight[0] == 0).all())  # the padding row stays zero
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(bool((m.weight == 1).all()) for m in norms)  # gains untouched
+    gains = torch.cat([p.detach() for n, p in model.named_parameters() if n.endswith("sqrt_beta")])
+    assert float(gains.std()) > 0.3  # the filter's N(0, 1) gains untouched
+    default = _model("bsarec")  # the linear layers' own init has non-zero biases: the zeros above come from init
+    linear_biases = [m.bias for m in default.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None]
+    assert linear_biases and all(bool((b != 0).any()) for b in linear_biases)
 
 
 def test_hashed_item_embedding_builds_and_has_fixed_memory() -> None:

@@ -55,6 +55,20 @@ def test_short_batches_equal_the_zero_padded_window() -> None:
         f(torch.randn(1, W + 1, D))
 
 
+def test_the_filter_runs_in_float32_under_autocast_and_keeps_the_input_dtype() -> None:
+    f = FrequencyFilter(D, window=W, keep=3)
+    x = torch.randn(2, W, D)
+    with torch.no_grad():
+        reference = f(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under_autocast = f(x)
+        as_bf16 = f.to(torch.bfloat16)(x.bfloat16())  # a model cast whole: the buffer is bf16 too
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, reference, atol=1e-6, rtol=1e-6)  # bf16 matmuls err by ~1e-2
+    assert as_bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(as_bf16.float(), reference, atol=0.05, rtol=0.02)
+
+
 def _encoder() -> TransformerEncoder:
     blocks = [BSARecBlock(D, 2, ffn_dim=4 * D, window=W, keep=3, alpha=0.7) for _ in range(2)]
     return TransformerEncoder(blocks, D, final_norm=None, input_norm="layer").eval()

@@ -140,3 +140,12 @@ def test_bsarec_needs_last_position_training_and_a_window_with_enough_bins(tmp_p
         _config(tmp_path, taste_world, overrides=("model.kind=bsarec",))
     with pytest.raises(ArgusrecError, match=r"model\.frequency_bins=20: a window of data\.max_len=30 has only 16"):
         _config(tmp_path, taste_world, overrides=("model.kind=bsarec", "train.targets=last", "model.frequency_bins=20"))
+
+
+def test_window_settings_are_refused_where_they_would_be_ignored(tmp_path: Path, taste_world: Path) -> None:
+    with pytest.raises(ArgusrecError, match=r"next-item settings; task: argus"):
+        _config(tmp_path, taste_world, overrides=("task=argus", "train.targets=last"))
+    with pytest.raises(ArgusrecError, match=r"next-item settings; task: argus"):
+        _config(tmp_path, taste_world, overrides=("task=argus", "model.kind=bsarec"))
+    with pytest.raises(ArgusrecError, match=r"data\.max_chunks_per_user .* unset it"):
+        _config(tmp_path, taste_world, overrides=("train.targets=last", "data.max_chunks_per_user=2"))
