@@ -385,9 +385,10 @@ def _section(dataset: str, model: str, rows: list[dict], where: str) -> list[str
     pick = selected(rows)
     if pick:
         label, rs = pick
+        several = len(_by_label(rows)) > 1  # with one entry nothing was compared here
         lines += [
             "",
-            f"Selected on validation: **{label}** (valid NDCG@10 "
+            f"{'Selected on validation' if several else 'The only entry run here'}: **{label}** (valid NDCG@10 "
             f"{np.mean([r['metrics'][MONITOR] for r in rs]):.4f}, test NDCG@10 "
             f"{np.mean([r['metrics']['test/NDCG@10'] for r in rs]):.4f}, {len(rs)} seed(s)).",
         ]
