@@ -31,7 +31,7 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
     v = model.v_dim or d // model.heads
     positions: PositionEmbedding | None = PositionEmbedding(max_len, d)
     input_scale = True  # item embedding x sqrt(D): SASRec and HSTU convention
-    input_norm: Literal["layer"] | None = None
+    input_norm = False  # post-norm stacks normalise the encoder's input instead of its output
     if model.kind == "sasrec":
         blocks = sasrec_blocks(
             model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim or d, residual=model.residual
@@ -61,7 +61,7 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
             )
             for _ in range(model.layers)
         ]
-        input_scale, final_norm, input_norm = False, None, "layer"
+        input_scale, final_norm, input_norm = False, None, True
     else:
         blocks = [
             FuXiBlock(
@@ -81,12 +81,13 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
     temperature = LearnedTemperature() if loss.temperature == "learned" else FixedTemperature(float(loss.temperature))
     recommender = SequentialRecommender(
         items=items,
-        encoder=TransformerEncoder(blocks, d, final_norm=final_norm, input_norm=input_norm),
+        encoder=TransformerEncoder(blocks, d, final_norm=final_norm),
         positions=positions,
         n_items=n_items,
         dim=d,
         dropout=model.dropout,
         input_scale=input_scale,
+        input_norm=input_norm,
         normalize=model.normalize,
         temperature=temperature,
     )

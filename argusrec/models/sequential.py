@@ -15,7 +15,7 @@ from argusrec.nn.embeddings import HashedEmbedding, IdEmbedding, PositionEmbeddi
 
 
 class SequentialRecommender(nn.Module):
-    """``states = encoder(scale * item_emb(items) + pos_emb)``; the score of item j at position n is
+    """``states = encoder(dropout(norm(scale * item_emb(items) + pos_emb)))``; the score of item j at position n is
     ``<states[:, n], item_vector(j)>`` (cosine when ``normalize``).
 
     Args:
@@ -25,6 +25,9 @@ class SequentialRecommender(nn.Module):
             from the latest event, so it gets the same vector in training and serving) or None (rotary models).
         n_items: catalog size V; ``all_item_vectors`` returns V + 1 rows.
         input_scale: multiply item embeddings by sqrt(D) (SASRec/HSTU convention).
+        input_norm: LayerNorm on the summed item and position embeddings, before the dropout (post-norm
+            stacks: BSARec and BERT normalise the encoder's input instead of its output). Pre-norm stacks
+            leave it off and end with a final norm.
         normalize: L2-normalise user states and item vectors (HSTU's cosine-similarity recipe).
         temperature: a module returning the softmax temperature (fixed or learned), kept here so that it is
             trained and checkpointed with the model.
@@ -40,6 +43,7 @@ class SequentialRecommender(nn.Module):
         dim: int,
         dropout: float,
         input_scale: bool,
+        input_norm: bool = False,
         normalize: bool,
         temperature: nn.Module,
     ) -> None:
@@ -51,6 +55,7 @@ class SequentialRecommender(nn.Module):
         self.dim = dim
         self.dropout = nn.Dropout(dropout)
         self.scale = math.sqrt(dim) if input_scale else 1.0
+        self.input_norm = nn.LayerNorm(dim) if input_norm else None
         self.normalize = normalize
         self.temperature = temperature
 
@@ -74,7 +79,9 @@ class SequentialRecommender(nn.Module):
         x = self.items(items) * self.scale  # (B, N, D)
         if self.positions is not None:
             x = x + self.positions(self.positions.positions(valid))  # (B, N, D)
-        x = self.dropout(x) * valid.unsqueeze(-1)  # (B, N, D)
+        if self.input_norm is not None:  # padding zeroed before the norm (0 x NaN is NaN in backward)
+            x = self.input_norm(x.masked_fill(~valid.unsqueeze(-1), 0.0))  # (B, N, D)
+        x = self.dropout(x) * valid.unsqueeze(-1)  # (B, N, D), zero at padding (the norm's bias included)
         h = self.encoder(x, valid=valid, timestamps=timestamps, query_timestamps=query_timestamps)
         return self._norm(h)
 

@@ -171,14 +171,13 @@ class TransformerBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """A stack of contract-following blocks followed by a final norm (or preceded by an input norm).
+    """A stack of contract-following blocks followed by a final norm.
 
     Args:
         blocks: the blocks, run in order; any modules with the encoder contract's ``forward``.
         dim: D (for the norms).
-        final_norm: ``"layer"``, ``"rms"`` or None (no final norm; pre-norm stacks want one).
-        input_norm: a norm on the input before the first block, or None; post-norm stacks (BSARec, BERT)
-            normalise the input instead of the output.
+        final_norm: ``"layer"``, ``"rms"`` or None (no final norm; pre-norm stacks want one, post-norm stacks
+            such as BSARec's have their input normalised instead: ``SequentialRecommender(input_norm=True)``).
         activation_checkpointing: recompute each block's activations in the backward pass instead of
             storing them (less memory for long sequences, ~one more forward of compute).
     """
@@ -189,13 +188,11 @@ class TransformerEncoder(nn.Module):
         dim: int,
         *,
         final_norm: NormKind | None = "layer",
-        input_norm: NormKind | None = None,
         activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.norm = make_norm(final_norm, dim) if final_norm is not None else None
-        self.input_norm = make_norm(input_norm, dim) if input_norm is not None else None
         self.activation_checkpointing = activation_checkpointing
 
     def forward(
@@ -217,9 +214,6 @@ class TransformerEncoder(nn.Module):
         Returns:
             (B, N, D); zero at padded positions.
         """
-        if self.input_norm is not None:  # padding zeroed before (0 x NaN is NaN in backward) and after (norm bias)
-            pad = ~valid.unsqueeze(-1)
-            x = self.input_norm(x.masked_fill(pad, 0.0)).masked_fill(pad, 0.0)
         for block in self.blocks:
             if self.activation_checkpointing and self.training:
                 # Non-reentrant checkpointing passes keyword arguments and restores the dropout RNG state.

@@ -87,6 +87,39 @@ def test_normal_init_draws_every_matrix_from_n_0_002_and_zeroes_biases() -> None
     assert linear_biases and all(bool((b != 0).any()) for b in linear_biases)
 
 
+class _Identity(torch.nn.Module):
+    """An encoder that hands back its input, to see what the input stage built."""
+
+    def forward(self, x, **_):
+        return x
+
+
+def test_bsarec_input_is_normalised_then_dropped_out_as_in_the_authors_code() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(kind="bsarec", dim=16, layers=1, heads=1, dropout=0.5)
+    model = build_model(cfg, LossConfig(), n_items=30, max_len=12)
+    assert model.input_norm is not None and model.encoder.norm is None  # post-norm: input normalised, not output
+    model.encoder = _Identity()
+    items, valid, _, _ = _inputs()
+    with torch.no_grad():
+        x = model.items(items) * model.scale + model.positions(model.positions.positions(valid))
+        normed = torch.nn.functional.layer_norm(x, (16,))  # gain 1, bias 0 at init
+        model.train()
+        got = model(items, valid)
+    kept = got[valid] != 0
+    assert 0.3 < float(kept.float().mean()) < 0.7  # about half the entries dropped
+    torch.testing.assert_close(got[valid][kept], 2.0 * normed[valid][kept])  # survivors: LN(x) / (1 - p)
+    assert (got[~valid] == 0).all()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(items, valid)[valid], normed[valid])
+
+
+@pytest.mark.parametrize("kind", CAUSAL_KINDS)
+def test_pre_norm_kinds_have_no_input_norm(kind: str) -> None:
+    assert _model(kind).input_norm is None
+
+
 def test_hashed_item_embedding_builds_and_has_fixed_memory() -> None:
     small = _model("sasrec", item_embedding="hashed", hash_buckets=1024)
     table_params = sum(p.numel() for p in small.items.parameters())

@@ -71,7 +71,7 @@ def test_the_filter_runs_in_float32_under_autocast_and_keeps_the_input_dtype() -
 
 def _encoder() -> TransformerEncoder:
     blocks = [BSARecBlock(D, 2, ffn_dim=4 * D, window=W, keep=3, alpha=0.7) for _ in range(2)]
-    return TransformerEncoder(blocks, D, final_norm=None, input_norm="layer").eval()
+    return TransformerEncoder(blocks, D, final_norm=None).eval()
 
 
 def test_extra_left_padding_changes_nothing() -> None:

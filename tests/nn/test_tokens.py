@@ -27,7 +27,6 @@ STACKS: dict[str, Callable[[], nn.Module]] = {
         [BSARecBlock(D, H, ffn_dim=2 * D, window=8, keep=3, alpha=0.7) for _ in range(2)],
         D,
         final_norm=None,
-        input_norm="layer",
     ),
 }
 TIMED = {"hstu", "fuxi"}  # blocks with a time bias: given timestamps
