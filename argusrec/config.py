@@ -71,6 +71,11 @@ class ModelConfig(_Config):
     frequency_mix: float = Field(
         0.7, ge=0, le=1, description="bsarec: weight of the frequency-filter branch against attention (alpha)"
     )
+    empty_state: bool = Field(
+        False,
+        description="learn a user state for an empty history; with train.targets: last each user's first training "
+        "event becomes a target too, predicted from it (the BSARec code's samples)",
+    )
     residual: Literal["pre_norm", "normed"] = Field(
         "pre_norm",
         description="sasrec blocks: pre-norm (x + f(norm(x))), or the original SASRec code's residual from the "
@@ -380,6 +385,11 @@ class RunConfig(_Config):
             raise ValueError(
                 "data.max_chunks_per_user limits the chunks of train.targets=all; with train.targets=last every "
                 "training event is a sample: unset it"
+            )
+        if self.model.empty_state and (self.task != "next_item" or self.train.targets != "last"):
+            raise ValueError(
+                "model.empty_state trains a state for users without history on the first training event of each "
+                "user, which only train.targets=last samples (task: next_item): set both, or unset model.empty_state"
             )
         if self.task == "next_item" and self.model.kind == "bsarec":
             if self.train.targets != "last":

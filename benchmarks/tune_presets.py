@@ -29,7 +29,8 @@ length-bucketed batches (the default) or randomly mixed ones (``-mixed``; the cu
 ``esasrec-pos-mixed``). Grid ``refine`` changes one thing each on top of the preset as it is (dropout 0.3 /
 0.4, lr 5e-4, 2 blocks, 512 negatives, the original SASRec code's residual, RecTools' Xavier initialisation
 without the sqrt(D) input scale, and the last two together = RecTools' SASRec). Grid ``bsarec`` compares the
-bsarec presets' length-bucketed batches with randomly mixed ones. ``--labels`` runs a subset of a grid.
+bsarec presets' length-bucketed batches with randomly mixed ones, and without / with the empty-history samples of
+the authors' code (``model.empty_state``). ``--labels`` runs a subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
     python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
@@ -144,6 +145,7 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
     "bsarec": [
         ("preset", []),
         ("preset-mixed", ["train.bucket_batches=null"]),
+        ("preset-empty", ["model.empty_state=true"]),  # the authors' empty-history samples (one per user)
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).

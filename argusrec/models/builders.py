@@ -90,6 +90,7 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
         input_norm=input_norm,
         normalize=model.normalize,
         temperature=temperature,
+        empty_state=model.empty_state,
     )
     if model.init != "default":  # every matrix, embedding tables included
         with torch.no_grad():

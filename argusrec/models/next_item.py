@@ -29,7 +29,9 @@ class NextItemTask:
             :class:`~argusrec.models.nip_loss.SampledNextItemLoss`.
         item_freq: (V + 1,) training-stream item counts, needed for logQ with in-batch negatives.
         logq: subtract log Q(j) of the mixed sampler from every logit (training only).
-        last_only: supervise the last position of each (left-padded) chunk only (``train.targets: last``).
+        last_only: supervise the last position of each (left-padded) chunk only (``train.targets: last``); a
+            window holding its target alone is predicted from the model's empty-history state
+            (:meth:`~argusrec.models.sequential.SequentialRecommender.last_states`) or skipped without one.
         seed: seed of the uniform sampler (its state is checkpointed through :meth:`state_dict`).
     """
 
@@ -67,14 +69,18 @@ class NextItemTask:
         items = batch["item_id"].long()
         valid = batch["mask"]
         ts = batch["timestamp"]
+        if items.shape[1] < 2:  # windows of the target alone (empty histories): one padded input slot
+            items, valid, ts = (nn.functional.pad(t, (1, 0)) for t in (items, valid, ts))
         inputs, targets = items[:, :-1], items[:, 1:]  # (B, N-1) each
         valid_in = valid[:, :-1]
-        supervised = valid_in & valid[:, 1:]  # (B, N-1): both the input and its next event are real
-        if self.last_only:  # left padding: each chunk's target is its last event
-            supervised[:, :-1] = False
         states = model(inputs, valid_in, ts[:, :-1], ts[:, 1:])  # query time = the predicted event's time
-        query = states[supervised]  # (M, D)
-        positive_ids = targets[supervised]  # (M,)
+        if self.last_only:  # left padding: each window's target is its last event, predicted from the state before
+            last, has_state = model.last_states(states, valid_in)  # (B, D), (B,)
+            supervised_rows = has_state & valid[:, -1]  # (B,)
+            query, positive_ids = last[supervised_rows], targets[:, -1][supervised_rows]  # (M, D), (M,)
+        else:
+            supervised = valid_in & valid[:, 1:]  # (B, N-1): both the input and its next event are real
+            query, positive_ids = states[supervised], targets[supervised]  # (M, D), (M,)
         m = int(positive_ids.numel())
         temperature = model.temperature()
         if m == 0:

@@ -31,6 +31,8 @@ class SequentialRecommender(nn.Module):
         normalize: L2-normalise user states and item vectors (HSTU's cosine-similarity recipe).
         temperature: a module returning the softmax temperature (fixed or learned), kept here so that it is
             trained and checkpointed with the model.
+        empty_state: learn the state of a user without history (see :meth:`last_states`); otherwise such a
+            user has none.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class SequentialRecommender(nn.Module):
         input_norm: bool = False,
         normalize: bool,
         temperature: nn.Module,
+        empty_state: bool = False,
     ) -> None:
         super().__init__()
         self.items = items
@@ -58,6 +61,8 @@ class SequentialRecommender(nn.Module):
         self.input_norm = nn.LayerNorm(dim) if input_norm else None
         self.normalize = normalize
         self.temperature = temperature
+        # Zero at first: every item scores the same for an empty history until training moves it.
+        self.empty_state = nn.Parameter(torch.zeros(dim)) if empty_state else None
 
     def forward(
         self,
@@ -84,6 +89,24 @@ class SequentialRecommender(nn.Module):
         x = self.dropout(x) * valid.unsqueeze(-1)  # (B, N, D), zero at padding (the norm's bias included)
         h = self.encoder(x, valid=valid, timestamps=timestamps, query_timestamps=query_timestamps)
         return self._norm(h)
+
+    def last_states(self, states: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """Each row's user state: the state after its latest event (left padding: the last slot).
+
+        Args:
+            states: (B, N, D) output of :meth:`forward`.
+            valid: (B, N) bool, the same mask.
+        Returns:
+            (B, D) states and (B,) bool "has a state". A row without events gets the learned empty-history
+            state when the model has one (``empty_state``), else a zero row marked False.
+        """
+        last = states[:, -1]  # (B, D)
+        has_events = valid[:, -1]  # (B,)
+        if self.empty_state is None:
+            return last, has_events
+        empty = self._norm(self.empty_state).to(last.dtype).expand_as(last)  # (B, D)
+        # torch.where keeps the parameter in every step's graph (data-parallel wrappers want each one used).
+        return torch.where(has_events.unsqueeze(-1), last, empty), torch.ones_like(has_events)
 
     def item_vectors(self, ids: Tensor) -> Tensor:
         """(...) item ids -> (..., D) vectors used for scoring."""

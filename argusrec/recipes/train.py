@@ -126,15 +126,17 @@ def training_chunks(store: SequenceStore, split: Split, config: RunConfig) -> Ch
     ``all``: each user's training prefix cut into non-overlapping chunks of max_len + 1 events (the +1:
     every one of the max_len input positions predicts the event after it). ``last``: one window per
     training event after the user's first, holding that event and the up-to-max_len events before it
-    (the task reads the loss at the last position only).
+    (the task reads the loss at the last position only); with ``model.empty_state`` the user's first
+    training event too, in a window of its own (predicted from the empty-history state).
     """
     lo, hi = split.train_ranges()
     max_len = config.data.max_len
     if config.train.targets == "all":
         return chunk_ranges(lo, hi, max_len + 1, min_len=2, max_chunks_per_user=config.data.max_chunks_per_user)
-    per_user = np.maximum(hi - lo - 1, 0)  # (U,) training events with an earlier training event
+    skip = 0 if config.model.empty_state else 1  # the first event has no history to predict it from
+    per_user = np.maximum(hi - lo - skip, 0)  # (U,) training events that are targets
     user = np.repeat(np.arange(len(lo), dtype=np.int64), per_user)  # (S,)
-    index = concat_aranges(lo + 1, per_user)  # (S,) CSR row of each sample's target
+    index = concat_aranges(lo + skip, per_user)  # (S,) CSR row of each sample's target
     return history_windows(store.offsets, user, index, max_len + 1, include_target=True)  # lo = user's first row
 
 

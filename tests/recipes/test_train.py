@@ -121,13 +121,37 @@ def test_last_position_training_takes_one_window_per_training_event(tmp_path: Pa
     assert long.any() and np.all(windows.start[~long] == lo[windows.user[~long]])  # short windows start the history
 
 
-def test_bsarec_trains_on_last_positions_and_beats_popularity(tmp_path: Path, taste_world: Path) -> None:
+def test_an_empty_history_state_adds_each_users_first_training_event(tmp_path: Path, taste_world: Path) -> None:
+    from argusrec.data.store import SequenceStore
+    from argusrec.recipes.train import make_split, training_chunks
+
+    cfg = _config(tmp_path, taste_world, overrides=("train.targets=last", "model.empty_state=true"))
+    store = SequenceStore.open(cfg.data.path)
+    split = make_split(store, cfg)
+    lo, hi = split.train_ranges()
+    windows = training_chunks(store, split, cfg)
+    assert len(windows) == int(np.maximum(hi - lo, 0).sum())  # every training event
+    alone = windows.length == 1  # the target alone: predicted from the empty-history state
+    users = np.flatnonzero(hi > lo)
+    assert alone.sum() == len(users)
+    assert np.array_equal(np.sort(windows.user[alone]), users) and np.array_equal(
+        windows.start[alone], lo[windows.user[alone]]
+    )
+    without = _config(tmp_path, taste_world, overrides=("train.targets=last",))
+    assert len(windows) - len(training_chunks(store, split, without)) == len(users)
+
+
+@pytest.mark.parametrize("empty_state", [False, True])
+def test_bsarec_trains_on_last_positions_and_beats_popularity(
+    tmp_path: Path, taste_world: Path, empty_state: bool
+) -> None:
     overrides = (
         "model.kind=bsarec",
         "train.targets=last",
         "model.dropout=0.1",
         "data.max_len=10",
         "train.batch_size=256",
+        f"model.empty_state={str(empty_state).lower()}",
     )
     cfg = _config(tmp_path, taste_world, epochs=3, overrides=overrides)
     summary = train(cfg, run_dir=tmp_path / "b", progress=False)
@@ -149,3 +173,5 @@ def test_window_settings_are_refused_where_they_would_be_ignored(tmp_path: Path,
         _config(tmp_path, taste_world, overrides=("task=argus", "model.kind=bsarec"))
     with pytest.raises(ArgusrecError, match=r"data\.max_chunks_per_user .* unset it"):
         _config(tmp_path, taste_world, overrides=("train.targets=last", "data.max_chunks_per_user=2"))
+    with pytest.raises(ArgusrecError, match=r"model\.empty_state .* train\.targets=last"):
+        _config(tmp_path, taste_world, overrides=("model.empty_state=true",))
