@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import nn
 
 from argusrec.data.batching import assemble_batch, history_windows
 from argusrec.data.schema import ITEM_ID, TIMESTAMP
@@ -31,7 +30,7 @@ from argusrec.models.sequential import SequentialRecommender
 
 @torch.no_grad()
 def user_vectors(
-    model: nn.Module,
+    model: SequentialRecommender,
     store: SequenceStore,
     user: np.ndarray,
     index: np.ndarray,
@@ -40,7 +39,9 @@ def user_vectors(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """(T, D) user vectors: the model's state after the events just before each target.
+    """(T, D) user vectors: the model's state after the events just before each target
+    (:meth:`~argusrec.models.sequential.SequentialRecommender.last_states`: a target without history gets
+    the learned empty-history state, or zeros).
 
     The last position's query time is the target's own timestamp (HSTU's next-timestamp convention:
     the model knows when the event it predicts happens).
@@ -60,7 +61,7 @@ def user_vectors(
         ts = torch.from_numpy(batch[TIMESTAMP]).to(device)  # (B, N)
         query_ts = torch.cat([ts[:, 1:], torch.from_numpy(target_ts[sl]).to(device)[:, None]], dim=1)  # (B, N)
         states = model(items, valid, ts, query_ts)  # (B, N, D)
-        out.append(states[:, -1].float())  # left padding: the latest event is in the last column
+        out.append(model.last_states(states, valid)[0].float())  # left padding: the latest event is last
     model.train(was_training)
     dim = out[0].shape[-1] if out else 0
     return torch.cat(out) if out else torch.zeros(0, dim)
