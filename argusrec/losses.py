@@ -203,8 +203,8 @@ def full_softmax_loss(
         targets: (M,) int target ids, 1..V.
         temperature: scalar T > 0 (float or 0-d tensor).
         similarity: ``"dot"`` or ``"cosine"``.
-        exclude_padding: give item 0 a -inf logit, so padding is never a candidate (a target of 0
-            then has infinite loss: filter padding out before calling).
+        exclude_padding: score items 1..V only, so padding is never a candidate (a target of 0 is then
+            out of range: filter padding out before calling).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (M,), as in :func:`sampled_softmax_loss`.
         weights: (M,) per-row weights, or None.
 
@@ -218,12 +218,12 @@ def full_softmax_loss(
     if targets.shape != query.shape[:1]:
         raise ValueError(f"targets must be (M,) = ({query.shape[0]},), got {tuple(targets.shape)}")
     query, item_table = _unit(query, similarity), _unit(item_table, similarity)
-    logits = (query @ item_table.T).float() / temperature  # (M, V + 1)
-    if exclude_padding:
-        pad = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
-        pad[0] = True
-        logits = logits.masked_fill(pad, float("-inf"))  # (M, V + 1)
-    loss = F.cross_entropy(logits, targets.long(), reduction="none")  # (M,)
+    targets = targets.long()
+    if exclude_padding:  # the softmax over items 1..V: as a -inf logit for item 0, without the (M, V + 1) mask
+        item_table, targets = item_table[1:], targets - 1
+    # The temperature divides the (M, D) queries, not the (M, V) logits: the same logits up to rounding, less work.
+    logits = ((query / temperature) @ item_table.T).float()  # (M, V) or (M, V + 1)
+    loss = F.cross_entropy(logits, targets, reduction="none")  # (M,)
     return _reduce(loss, weights, reduction)
 
 
