@@ -44,27 +44,35 @@ def user_vectors(
     the learned empty-history state, or zeros).
 
     The last position's query time is the target's own timestamp (HSTU's next-timestamp convention:
-    the model knows when the event it predicts happens).
+    the model knows when the event it predicts happens). Targets are batched by history length and each
+    batch is padded to its longest history only (models are left-padding invariant): Amazon histories
+    average ~9 events of a 50-event window.
     """
     windows = history_windows(store.offsets, user, index, max_len)
     was_training = model.training
     model.eval()
-    out = []
+    out: list[tuple[np.ndarray, torch.Tensor]] = []
     target_ts = np.asarray(store.timestamps[index], dtype=np.int64)
+    by_length = np.argsort(windows.length, kind="stable")  # (T,) targets, shortest history first
     for lo in range(0, len(windows), batch_size):
-        sl = slice(lo, lo + batch_size)
+        rows = by_length[lo : lo + batch_size]  # (B,)
+        n = max(int(windows.length[rows].max()), 1)  # the batch's longest history (one slot at least)
         batch = assemble_batch(
-            store, windows.start[sl], windows.length[sl], columns=[ITEM_ID, TIMESTAMP], user=windows.user[sl], n=max_len
+            store, windows.start[rows], windows.length[rows], columns=[ITEM_ID, TIMESTAMP], user=windows.user[rows], n=n
         )
         items = torch.from_numpy(batch[ITEM_ID].astype(np.int64)).to(device)  # (B, N)
         valid = torch.from_numpy(batch["mask"]).to(device)  # (B, N)
         ts = torch.from_numpy(batch[TIMESTAMP]).to(device)  # (B, N)
-        query_ts = torch.cat([ts[:, 1:], torch.from_numpy(target_ts[sl]).to(device)[:, None]], dim=1)  # (B, N)
+        query_ts = torch.cat([ts[:, 1:], torch.from_numpy(target_ts[rows]).to(device)[:, None]], dim=1)  # (B, N)
         states = model(items, valid, ts, query_ts)  # (B, N, D)
-        out.append(model.last_states(states, valid)[0].float())  # left padding: the latest event is last
+        out.append((rows, model.last_states(states, valid)[0].float()))  # left padding: the latest event is last
     model.train(was_training)
-    dim = out[0].shape[-1] if out else 0
-    return torch.cat(out) if out else torch.zeros(0, dim)
+    if not out:
+        return torch.zeros(0, 0)
+    vectors = torch.empty(len(windows), out[0][1].shape[-1], device=out[0][1].device)  # (T, D)
+    for rows, states in out:
+        vectors[torch.from_numpy(rows).to(vectors.device)] = states  # back to the targets' order
+    return vectors
 
 
 @torch.no_grad()

@@ -175,3 +175,35 @@ def test_window_settings_are_refused_where_they_would_be_ignored(tmp_path: Path,
         _config(tmp_path, taste_world, overrides=("train.targets=last", "data.max_chunks_per_user=2"))
     with pytest.raises(ArgusrecError, match=r"model\.empty_state .* train\.targets=last"):
         _config(tmp_path, taste_world, overrides=("model.empty_state=true",))
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "hstu", "bsarec"])
+def test_user_vectors_batched_by_history_length_equal_full_window_padding(
+    tmp_path: Path, taste_world: Path, kind: str
+) -> None:
+    """Evaluation pads each batch to its longest history only; the vectors are those of the full window."""
+    import torch
+
+    from argusrec.data.batching import assemble_batch, history_windows
+    from argusrec.data.store import SequenceStore
+    from argusrec.eval.protocols import user_vectors
+    from argusrec.models.builders import build_model
+    from argusrec.recipes.train import make_split
+
+    extra = ("train.targets=last",) if kind == "bsarec" else ()
+    cfg = _config(tmp_path, taste_world, kind=kind, overrides=("data.max_len=12", *extra))
+    store = SequenceStore.open(cfg.data.path)
+    targets = make_split(store, cfg).targets("valid", min_history=1)
+    user, index = targets.user[:300], targets.index[:300]
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.loss, n_items=store.n_items, max_len=12).eval()
+    got = user_vectors(model, store, user, index, max_len=12, batch_size=64)
+    w = history_windows(store.offsets, user, index, 12)
+    assert len(np.unique(w.length)) > 3  # the batches really differ in length
+    b = assemble_batch(store, w.start, w.length, columns=["item_id", "timestamp"], user=w.user, n=12)
+    items, valid = torch.from_numpy(b["item_id"].astype(np.int64)), torch.from_numpy(b["mask"])
+    ts = torch.from_numpy(b["timestamp"])
+    query = torch.cat([ts[:, 1:], torch.from_numpy(np.asarray(store.timestamps[index], dtype=np.int64))[:, None]], 1)
+    with torch.no_grad():
+        expected = model(items, valid, ts, query)[:, -1]  # every target padded to the whole window, in order
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
