@@ -133,6 +133,7 @@ DIGEST_NEUTRAL = {
     "argus.fp_bilinear_rank": 0,
     "model.frequency_bins": 3,
     "model.frequency_mix": 0.7,
+    "model.empty_state": False,
     "train.targets": "all",
 }
 
@@ -151,19 +152,26 @@ def preset_digest(model: str, dataset: str) -> str:
 
 
 def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
-    """A model's runs (one model, one dataset) split by preset version (records without a digest predate it):
-    the preset as it is now first, then the others newest first.
+    """A model's runs (one model, one dataset) split by preset version (records without a digest predate it)
+    and by model code: a record whose ``code_before`` names a later change of the model's code (the preset
+    unchanged) describes the older code. The preset as it is now, on the current code, first; then the others
+    newest first.
 
     Returns (label suffix, runs) pairs; the suffix is empty when all runs share one version.
     """
-    groups: dict[str | None, list[dict]] = {}
+    groups: dict[tuple[str | None, str | None], list[dict]] = {}
     for r in runs:
-        groups.setdefault(r.get("preset_digest"), []).append(r)
-    if len(groups) == 1:
+        groups.setdefault((r.get("preset_digest"), r.get("code_before")), []).append(r)
+    if len(groups) == 1 and next(iter(groups))[1] is None:
         return [("", runs)]
-    current = preset_digest(runs[0]["model"], runs[0]["dataset"])  # dates alone tie within a day
-    order = sorted(groups, key=lambda d: (d == current, max(str(r.get("date") or "") for r in groups[d])), reverse=True)
-    return [(f" (preset {d})" if d else " (earlier preset)", groups[d]) for d in order]
+    current = (preset_digest(runs[0]["model"], runs[0]["dataset"]), None)  # dates alone tie within a day
+    order = sorted(groups, key=lambda g: (g == current, max(str(r.get("date") or "") for r in groups[g])), reverse=True)
+
+    def suffix(digest: str | None, before: str | None) -> str:
+        preset = f"preset {digest}" if digest else "earlier preset"
+        return f" ({preset}, before {before})" if before else f" ({preset})"
+
+    return [(suffix(*g), groups[g]) for g in order]
 
 
 def train_targets(data: Path, max_len: int, targets: str = "all") -> int:

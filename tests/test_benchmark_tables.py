@@ -33,6 +33,17 @@ def test_runs_of_another_preset_version_get_their_own_row_newest_first() -> None
     assert single.startswith("| sasrec | 1,2 |")
 
 
+def test_runs_of_older_model_code_get_their_own_row_even_alone() -> None:
+    now = loo.preset_digest("sasrec", "beauty")
+    older = _run(0, 0.04, now, "2026-11-23") | {"dataset": "beauty", "code_before": "abc1234: a fix"}
+    current = _run(0, 0.05, now, "2026-11-22") | {"dataset": "beauty"}
+    rows = [line for line in loo._table([older, current], None) if line.startswith("| sasrec")]
+    assert rows[0].startswith(f"| sasrec (preset {now}) | 0 |")  # the current code first, though older by date
+    assert rows[1].startswith(f"| sasrec (preset {now}, before abc1234: a fix) | 0 |")
+    (alone,) = [line for line in loo._table([older], None) if line.startswith("| sasrec")]
+    assert alone.startswith(f"| sasrec (preset {now}, before abc1234: a fix) |")
+
+
 def test_the_digest_names_the_resolved_preset() -> None:
     beauty = loo.preset_digest("sasrec", "beauty")
     assert len(beauty) == 8 and beauty == loo.preset_digest("sasrec", "beauty")
