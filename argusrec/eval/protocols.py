@@ -51,7 +51,7 @@ def user_vectors(
     windows = history_windows(store.offsets, user, index, max_len)
     was_training = model.training
     model.eval()
-    out: list[tuple[np.ndarray, torch.Tensor]] = []
+    out: list[torch.Tensor] = []
     target_ts = np.asarray(store.timestamps[index], dtype=np.int64)
     by_length = np.argsort(windows.length, kind="stable")  # (T,) targets, shortest history first
     for lo in range(0, len(windows), batch_size):
@@ -65,14 +65,12 @@ def user_vectors(
         ts = torch.from_numpy(batch[TIMESTAMP]).to(device)  # (B, N)
         query_ts = torch.cat([ts[:, 1:], torch.from_numpy(target_ts[rows]).to(device)[:, None]], dim=1)  # (B, N)
         states = model(items, valid, ts, query_ts)  # (B, N, D)
-        out.append((rows, model.last_states(states, valid)[0].float()))  # left padding: the latest event is last
+        out.append(model.last_states(states, valid)[0].float())  # left padding: the latest event is last
     model.train(was_training)
     if not out:
         return torch.zeros(0, 0)
-    vectors = torch.empty(len(windows), out[0][1].shape[-1], device=out[0][1].device)  # (T, D)
-    for rows, states in out:
-        vectors[torch.from_numpy(rows).to(vectors.device)] = states  # back to the targets' order
-    return vectors
+    back = torch.from_numpy(np.argsort(by_length)).to(out[0].device)  # (T,) sorted position of each target
+    return torch.cat(out)[back]  # (T, D) in the targets' order
 
 
 @torch.no_grad()
