@@ -81,6 +81,12 @@ class ModelConfig(_Config):
         description="sasrec blocks: pre-norm (x + f(norm(x))), or the original SASRec code's residual from the "
         "normalised input with un-normalised keys / values (RecTools)",
     )
+    attend_padding: bool = Field(
+        False,
+        description="sasrec: every query also attends to the max_len - n padding slots of its window, whose "
+        "input is zero, as RecTools' SASRec does (no key padding mask): a learned way to attend to nothing that "
+        "grows as the history gets shorter",
+    )
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelConfig:
@@ -88,6 +94,8 @@ class ModelConfig(_Config):
             raise ValueError(f"model.heads={self.heads} does not divide model.dim={self.dim}")
         if self.residual != "pre_norm" and self.kind != "sasrec":
             raise ValueError(f"model.residual={self.residual!r} applies to kind 'sasrec' only, not {self.kind!r}")
+        if self.attend_padding and self.kind != "sasrec":
+            raise ValueError(f"model.attend_padding applies to kind 'sasrec' only, not {self.kind!r}")
         if self.kind == "hstu" and self.ffn_dim is not None:
             raise ValueError("model.ffn_dim is set but HSTU layers have no feed-forward network; leave it unset")
         return self

@@ -134,6 +134,7 @@ DIGEST_NEUTRAL = {
     "model.frequency_bins": 3,
     "model.frequency_mix": 0.7,
     "model.empty_state": False,
+    "model.attend_padding": False,
     "train.targets": "all",
 }
 

@@ -28,7 +28,8 @@ SASRec does (``-pos``; ``esasrec-pos-cos`` with cosine logits), the full catalog
 length-bucketed batches (the default) or randomly mixed ones (``-mixed``; the current Amazon presets are
 ``esasrec-pos-mixed``). Grid ``refine`` changes one thing each on top of the preset as it is (dropout 0.3 /
 0.4, lr 5e-4, 2 blocks, 512 negatives, the original SASRec code's residual, RecTools' Xavier initialisation
-without the sqrt(D) input scale, and the last two together = RecTools' SASRec). Grid ``bsarec`` compares the
+without the sqrt(D) input scale, the last two together, queries that also attend to the window's padding slots as
+RecTools' (``model.attend_padding``), alone and with the original residual). Grid ``bsarec`` compares the
 bsarec presets' length-bucketed batches with randomly mixed ones, and without / with the empty-history samples of
 the authors' code (``model.empty_state``). ``--labels`` runs a subset of a grid.
 
@@ -139,6 +140,9 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("preset-normed", ["model.residual=normed"]),  # the original SASRec code's block, as RecTools
         ("preset-xavier", ["model.init=xavier", "model.input_scale=false"]),  # RecTools' initialisation and input
         ("preset-rectools", ["model.residual=normed", "model.init=xavier", "model.input_scale=false"]),  # both
+        # RecTools applies no key padding mask: queries also attend to the window's zeroed padding slots
+        ("preset-padkeys", ["model.attend_padding=true"]),
+        ("preset-rectools-padkeys", ["model.residual=normed", "model.attend_padding=true"]),
     ],
     # BSARec: the presets' length-bucketed batches (2x faster steps on a CPU) against randomly mixed ones (the
     # authors' code), as bucketing cost SASRec quality on Beauty.

@@ -71,3 +71,9 @@ def test_normed_residual_is_for_sasrec_only() -> None:
     assert load_config("sasrec-beauty", overrides=["model.residual=normed"]).model.residual == "normed"
     with pytest.raises(ArgusrecError, match=r"model\.residual"):
         load_config("hstu-beauty", overrides=["model.residual=normed"])
+
+
+def test_attend_padding_is_for_sasrec_only() -> None:
+    assert load_config("sasrec-sports", overrides=["model.attend_padding=true"]).model.attend_padding
+    with pytest.raises(ArgusrecError, match=r"model\.attend_padding"):
+        load_config("hstu-sports", overrides=["model.attend_padding=true"])

@@ -34,7 +34,13 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
     input_norm = False  # post-norm stacks normalise the encoder's input instead of its output
     if model.kind == "sasrec":
         blocks = sasrec_blocks(
-            model.layers, d, model.heads, model.dropout, ffn_dim=model.ffn_dim or d, residual=model.residual
+            model.layers,
+            d,
+            model.heads,
+            model.dropout,
+            ffn_dim=model.ffn_dim or d,
+            residual=model.residual,
+            padding_window=max_len if model.attend_padding else None,
         )
         final_norm: Literal["layer", "rms"] | None = "layer"
     elif model.kind == "llama":

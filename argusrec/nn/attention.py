@@ -17,6 +17,15 @@ Two equivalent ways to apply that mask (the layer uses the first):
 * :func:`masked_causal_attention` builds the explicit (B, 1, N, N) mask of :func:`causal_padding_mask`;
   kept as the reference the fast path is tested against (tests/nn/test_attention_paths.py).
 
+:func:`attention_with_padding_keys` is the exception to "never attend to padding", kept as an option
+(``CausalSelfAttention(padding_window=W)``): RecTools' SASRec, whose published sampled-softmax numbers
+we compare with, left-pads every history to the window W, zeroes the padding slots before each block and
+applies no key padding mask, so every real query also attends to the W − n padding slots of its row,
+whose keys and values are those of a zero input. Those slots are identical, so they are one extra key
+whose logit is raised by log(W − n): a learned "attend to nothing" whose weight grows as the history
+gets shorter. (Attention dropout drops that merged slot as one, where RecTools drops each slot alone:
+the same expectation, a different variance.)
+
 RoPE (Su et al., "RoFormer", 2021) rotates each pair of query/key channels by an angle proportional
 to the token's position, so that ⟨rot(q, m), rot(k, n)⟩ depends on m − n only. Pairs are the two
 halves of the head (channel i with channel i + head_dim/2, the GPT-NeoX / Hugging Face LLaMa layout:
@@ -39,6 +48,7 @@ from argusrec.nn.tokens import RealTokens, as_grid
 __all__ = [
     "CausalSelfAttention",
     "apply_rotary",
+    "attention_with_padding_keys",
     "causal_padding_mask",
     "masked_causal_attention",
     "packed_causal_attention",
@@ -79,6 +89,38 @@ def masked_causal_attention(q: Tensor, k: Tensor, v: Tensor, valid: Tensor, drop
         (B, H, N, Dh); rows of padded queries are arbitrary (finite) and left for the caller to zero.
     """
     return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_padding_mask(valid), dropout_p=dropout_p)
+
+
+def attention_with_padding_keys(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    valid: Tensor,
+    empty_k: Tensor,
+    empty_v: Tensor,
+    empty: Tensor,
+    dropout_p: float = 0.0,
+) -> Tensor:
+    """Causal attention over real keys plus ``empty`` identical padding slots per row (module docstring).
+
+    Args:
+        q, k, v: (B, H, N, Dh).
+        valid: (B, N) bool, True for real events.
+        empty_k, empty_v: (H, Dh) key and value of a padding slot.
+        empty: (B,) int64 padding slots of each row (W − n); 0 gives plain causal attention over real keys.
+        dropout_p: dropout on the attention probabilities.
+
+    Returns:
+        (B, H, N, Dh); rows of padded queries are arbitrary (finite) and left for the caller to zero.
+    """
+    b, h, n, dh = q.shape
+    keys = torch.cat([empty_k.to(k.dtype).view(1, h, 1, dh).expand(b, h, 1, dh), k], dim=2)  # (B, H, 1+N, Dh)
+    dv = v.shape[-1]
+    values = torch.cat([empty_v.to(v.dtype).view(1, h, 1, dv).expand(b, h, 1, dv), v], dim=2)  # (B, H, 1+N, Dv)
+    real = torch.zeros((b, 1, n, n), dtype=q.dtype, device=q.device)
+    real = real.masked_fill(~causal_padding_mask(valid), float("-inf"))  # (B, 1, N, N)
+    slots = empty.to(q.dtype).log().view(b, 1, 1, 1).expand(b, 1, n, 1)  # (B, 1, N, 1); log 0 = -inf: none
+    return F.scaled_dot_product_attention(q, keys, values, attn_mask=torch.cat([slots, real], -1), dropout_p=dropout_p)
 
 
 def packing_index(valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -180,6 +222,9 @@ class CausalSelfAttention(nn.Module):
         bias: biases in the input and output projections (LLaMa style has none).
         rotary: rotate queries and keys by the events' positions (RoPE).
         rope_base: the RoPE base.
+        padding_window: W: also attend to the W − n padding slots of a row of n real events, as RecTools'
+            SASRec does (:func:`attention_with_padding_keys`); their key and value are the projections of
+            ``forward``'s ``empty`` input. None (default): real keys only.
     """
 
     def __init__(
@@ -191,6 +236,7 @@ class CausalSelfAttention(nn.Module):
         bias: bool = True,
         rotary: bool = False,
         rope_base: float = 10000.0,
+        padding_window: int | None = None,
     ) -> None:
         super().__init__()
         if dim % heads:
@@ -200,9 +246,12 @@ class CausalSelfAttention(nn.Module):
         self.head_dim = dim // heads
         if rotary and self.head_dim % 2:
             raise ValueError(f"rotary embedding needs an even head width, got dim/heads = {self.head_dim}")
+        if padding_window is not None and (padding_window < 1 or rotary):
+            raise ValueError(f"padding_window must be >= 1 and without rotary positions, got {padding_window}")
         self.dropout = dropout
         self.rotary = rotary
         self.rope_base = rope_base
+        self.padding_window = padding_window
         # One fused projection for Q, K, V: one matmul instead of three.
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.out = nn.Linear(dim, dim, bias=bias)
@@ -210,7 +259,13 @@ class CausalSelfAttention(nn.Module):
         self.attention_fn: Callable[..., Tensor] = packed_causal_attention
 
     def forward(
-        self, x: Tensor, *, valid: Tensor, kv: Tensor | None = None, tokens: RealTokens | None = None
+        self,
+        x: Tensor,
+        *,
+        valid: Tensor,
+        kv: Tensor | None = None,
+        tokens: RealTokens | None = None,
+        empty: Tensor | None = None,
     ) -> Tensor:
         """Attend causally over the real events of each row.
 
@@ -221,6 +276,8 @@ class CausalSelfAttention(nn.Module):
                 with normalised inputs and keys / values the raw ones).
             tokens: the packing of ``valid`` when ``x`` and ``kv`` hold the real tokens only
                 (:mod:`argusrec.nn.tokens`): the projections run on them, attention in the (B, N) layout.
+            empty: (D,) the key / value input of a padding slot, with ``padding_window`` only (the block's
+                input norm of a zero vector, or zeros where keys come from the raw input).
 
         Returns:
             (B, N, D), exactly zero at padded positions; (T, D) with ``tokens``.
@@ -241,8 +298,17 @@ class CausalSelfAttention(nn.Module):
             positions = (valid.long().cumsum(-1) - 1).clamp_min(0)  # (B, N)
             cos, sin = rotary_tables(positions, self.head_dim, self.rope_base)  # 2 × (B, N, Dh/2)
             q, k = apply_rotary(q, k, cos.unsqueeze(1), sin.unsqueeze(1))  # tables (B, 1, N, Dh/2) over heads
-        # Packed real-events-first + is_causal: no (N, N) mask, so SDPA's fused kernels apply (module docstring).
-        y = self.attention_fn(q, k, v, valid, self.dropout if self.training else 0.0)  # (B, H, N, Dh)
+        p = self.dropout if self.training else 0.0
+        if self.padding_window is not None:
+            if empty is None:
+                raise ValueError("attention with padding_window needs the padding slots' input (empty=)")
+            w, bias = self.qkv.weight, self.qkv.bias
+            empty_kv = F.linear(empty, w[d:], None if bias is None else bias[d:]).view(2, self.heads, self.head_dim)
+            slots = (self.padding_window - valid.sum(-1)).clamp_min(0)  # (B,)
+            y = attention_with_padding_keys(q, k, v, valid, empty_kv[0], empty_kv[1], slots, p)  # (B, H, N, Dh)
+        else:
+            # Packed real-events-first + is_causal: no (N, N) mask, so SDPA's fused kernels apply (module doc).
+            y = self.attention_fn(q, k, v, valid, p)  # (B, H, N, Dh)
         y = y.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
         if tokens is not None:
             return self.out(tokens.pack(y))  # (T, D)

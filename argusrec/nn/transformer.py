@@ -109,6 +109,8 @@ class TransformerBlock(nn.Module):
         bias: biases in the linear layers and LayerNorms.
         rope_base: the RoPE base.
         residual: ``"pre_norm"`` or ``"normed"`` (above).
+        padding_window: W: attention also attends to the W − n padding slots of each row, holding a zero
+            input, as RecTools' SASRec does (:class:`~argusrec.nn.attention.CausalSelfAttention`). None: never.
     """
 
     def __init__(
@@ -124,13 +126,16 @@ class TransformerBlock(nn.Module):
         bias: bool = True,
         rope_base: float = 10000.0,
         residual: ResidualKind = "pre_norm",
+        padding_window: int | None = None,
     ) -> None:
         super().__init__()
         if residual not in ("pre_norm", "normed"):
             raise ValueError(f"residual must be 'pre_norm' or 'normed', got {residual!r}")
         self.residual = residual
         self.attn_norm = make_norm(norm, dim, bias=bias)
-        self.attn = CausalSelfAttention(dim, heads, dropout=dropout, bias=bias, rotary=rotary, rope_base=rope_base)
+        self.attn = CausalSelfAttention(
+            dim, heads, dropout=dropout, bias=bias, rotary=rotary, rope_base=rope_base, padding_window=padding_window
+        )
         self.ffn_norm = make_norm(norm, dim, bias=bias)
         self.ffn = FeedForward(dim, ffn_dim, activation=ffn, bias=bias)
         self.dropout = nn.Dropout(dropout)
@@ -159,13 +164,17 @@ class TransformerBlock(nn.Module):
         """
         # Position-wise layers on the real tokens only where that pays (argusrec.nn.tokens), else on (B, N).
         tokens, h = enter(x, valid, enabled=self.pack_real_tokens)  # (T, D) or (B, N, D)
+        empty = None  # a padding slot's key / value input: zero, through the norm where keys are normalised
+        if self.attn.padding_window is not None:
+            empty = h.new_zeros(h.shape[-1])
+            empty = empty if self.residual == "normed" else self.attn_norm(empty)  # (D,)
         if self.residual == "normed":
             y = self.attn_norm(h)
-            y = y + self.dropout(self.attn(y, valid=valid, kv=h, tokens=tokens))
+            y = y + self.dropout(self.attn(y, valid=valid, kv=h, tokens=tokens, empty=empty))
             z = self.ffn_norm(y)
             h = z + self.dropout(self.ffn(z))
         else:
-            h = h + self.dropout(self.attn(self.attn_norm(h), valid=valid, tokens=tokens))
+            h = h + self.dropout(self.attn(self.attn_norm(h), valid=valid, tokens=tokens, empty=empty))
             h = h + self.dropout(self.ffn(self.ffn_norm(h)))
         return leave(tokens, h, valid)
 
@@ -237,12 +246,13 @@ def sasrec_blocks(
     *,
     ffn: Literal["gelu", "relu"] = "relu",
     residual: ResidualKind = "pre_norm",
+    padding_window: int | None = None,
 ) -> list[nn.Module]:
     """SASRec-style blocks: LayerNorm, biases, a two-layer FFN, no positions inside (add them to the input).
 
     ``ffn_dim`` defaults to D and ``ffn`` to ReLU, as in the SASRec paper (Kang & McAuley 2018, §III-B:
-    ``ReLU(S W1 + b1) W2 + b2`` with d × d weights) and Meta's SASRec baseline; ``residual`` as in
-    :class:`TransformerBlock`.
+    ``ReLU(S W1 + b1) W2 + b2`` with d × d weights) and Meta's SASRec baseline; ``residual`` and
+    ``padding_window`` as in :class:`TransformerBlock`.
     """
     hidden = dim if ffn_dim is None else ffn_dim
     return [
@@ -256,6 +266,7 @@ def sasrec_blocks(
             rotary=False,
             bias=True,
             residual=residual,
+            padding_window=padding_window,
         )
         for _ in range(n_layers)
     ]

@@ -210,6 +210,24 @@ def test_sasrec_residual_reaches_every_block() -> None:
     assert residuals == ["normed", "normed"]
 
 
+def test_attend_padding_counts_the_window_and_ignores_the_batch_layout() -> None:
+    """Padding slots are the model window's (max_len − n), so padding a batch further changes nothing, while the
+    states differ from the masked model's (same weights) for histories shorter than the window."""
+    padded_model = _model("sasrec", attend_padding=True)
+    windows = [m.attn.padding_window for m in padded_model.modules() if hasattr(m, "attn")]
+    assert windows == [12, 12]
+    items, valid, ts, q = _inputs(pad=0, n=6)
+    short = padded_model(items, valid, ts, q)[:, -1]
+    pad = torch.zeros(3, 4, dtype=items.dtype)
+    longer = padded_model(
+        torch.cat([pad, items], 1), torch.cat([pad.bool(), valid], 1), torch.cat([pad, ts], 1), torch.cat([pad, q], 1)
+    )[:, -1]
+    torch.testing.assert_close(short, longer, atol=1e-5, rtol=1e-5)
+    plain = _model("sasrec")
+    plain.load_state_dict(padded_model.state_dict())
+    assert (plain(items, valid, ts, q)[:, -1] - short).abs().max() > 1e-3
+
+
 def test_xavier_init_and_input_scale_options() -> None:
     """model.init=xavier: RecTools' initialisation (every matrix Xavier-normal, padding row kept zero);
     model.input_scale overrides the kind's sqrt(D) convention."""

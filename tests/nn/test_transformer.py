@@ -311,3 +311,70 @@ def test_bad_arguments_are_rejected() -> None:
         TransformerBlock(D, H, ffn_dim=8, norm="batch")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ffn must be"):
         TransformerBlock(D, H, ffn_dim=8, ffn="tanh")  # type: ignore[arg-type]
+
+
+def padding_keys_reference(block: TransformerBlock, x: Tensor, valid: Tensor, window: int) -> Tensor:
+    """RecTools' layout written out: each row left-padded to ``window`` slots holding zeros, a causal mask and no
+    key padding mask, through the block's own weights (eval mode); the outputs of the real events, in order."""
+    out = torch.zeros_like(x)
+    for b in range(x.shape[0]):
+        real = x[b][valid[b]]  # (n, D)
+        n = real.shape[0]
+        full = torch.cat([real.new_zeros(window - n, D), real])  # (W, D): padding first, zero content
+        y = block.attn_norm(full)
+        kv_in = full if block.residual == "normed" else y
+        w, bias = block.attn.qkv.weight, block.attn.qkv.bias
+        q = (y @ w[:D].T + bias[:D]).view(window, H, D // H).transpose(0, 1)  # (H, W, Dh)
+        k = (kv_in @ w[D : 2 * D].T + bias[D : 2 * D]).view(window, H, D // H).transpose(0, 1)
+        v = (kv_in @ w[2 * D :].T + bias[2 * D :]).view(window, H, D // H).transpose(0, 1)
+        scores = torch.einsum("hqd,hkd->hqk", q, k) / math.sqrt(D // H)
+        causal = torch.tril(torch.ones(window, window, dtype=torch.bool))  # no key padding mask
+        a = torch.softmax(scores.masked_fill(~causal, float("-inf")), -1) @ v  # (H, W, Dh)
+        a = a.transpose(0, 1).reshape(window, D) @ block.attn.out.weight.T + block.attn.out.bias
+        if block.residual == "normed":
+            z = block.ffn_norm(y + a)
+            h = z + block.ffn(z)
+        else:
+            h = full + a
+            h = h + block.ffn(block.ffn_norm(h))
+        out[b][valid[b]] = h[window - n :]
+    return out
+
+
+@pytest.mark.parametrize("residual", ["pre_norm", "normed"])
+def test_attending_padding_matches_the_left_padded_window_without_key_mask(residual: str) -> None:
+    """padding_window=W equals RecTools' computation: W − n zero slots before the n real events, no key mask."""
+    torch.manual_seed(4)
+    window = 9
+    block = sasrec_blocks(1, D, H, residual=residual, padding_window=window)[0].eval()  # type: ignore[arg-type]
+    with torch.no_grad():  # non-zero norm biases, so a padding slot's key is not just the projection bias
+        block.attn_norm.bias.normal_()
+    valid = make_valid(["..xxxx", "xxxxxx", "x.x.xx", ".....x"])
+    x = torch.randn(4, 6, D) * valid.unsqueeze(-1)
+    expected = padding_keys_reference(block, x, valid, window)
+    for pack in (True, False):  # the real-token layout and the padded one
+        block.pack_real_tokens = pack
+        torch.testing.assert_close(block(x, valid=valid), expected, atol=1e-5, rtol=1e-5)
+    # a full window has no padding slot: the plain block with the same weights
+    plain = sasrec_blocks(1, D, H, residual=residual)[0].eval()  # type: ignore[arg-type]
+    plain.load_state_dict(block.state_dict())
+    full = torch.ones(2, window, dtype=torch.bool)
+    xf = torch.randn(2, window, D)
+    torch.testing.assert_close(block(xf, valid=full), plain(xf, valid=full), atol=1e-5, rtol=1e-5)
+    # and with padding slots it is not the plain block
+    assert (plain(x, valid=valid) - expected)[valid].abs().max() > 1e-3
+
+
+def test_attending_padding_stays_causal_and_needs_its_input() -> None:
+    torch.manual_seed(5)
+    block = sasrec_blocks(1, D, H, padding_window=8)[0].eval()
+    valid = make_valid(["..xxxx"])
+    x = torch.randn(1, 6, D) * valid.unsqueeze(-1)
+    y = block(x, valid=valid)
+    x2 = x.clone()
+    x2[0, 5] += 1.0  # a later event never changes an earlier output
+    torch.testing.assert_close(block(x2, valid=valid)[0, :5], y[0, :5])
+    with pytest.raises(ValueError, match="padding slots' input"):
+        block.attn(x, valid=valid)
+    with pytest.raises(ValueError, match="padding_window"):
+        CausalSelfAttention(D, H, rotary=True, padding_window=8)
