@@ -164,6 +164,13 @@ class TrainConfig(_Config):
         "less memory (long histories, argus-1b full), about one more forward pass per step; results unchanged",
     )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    release_memory_every: int | None = Field(
+        50,
+        ge=1,
+        description="CPU runs: every N optimizer steps, hand the memory the allocator keeps after freeing back to "
+        "the system (glibc malloc_trim; batches of changing shapes otherwise grow the process to several GiB); "
+        "null: never",
+    )
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (smoke runs)")
     targets: Literal["all", "last"] = Field(
         "all",

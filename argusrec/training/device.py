@@ -7,6 +7,9 @@ RNG states are returned as plain tensors / lists / ints so that a checkpoint hol
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -50,6 +53,33 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
     if bf16 and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None (another C library, or none found)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Hand the free pages of the C heap back to the system (glibc ``malloc_trim(0)``); False where unavailable.
+
+    A CPU training process whose batches change shape from step to step (length-bucketed histories) frees and
+    reallocates tensors of ever different sizes, and glibc keeps what was freed in its heap for reuse: the
+    resident size grows to several GiB although the live tensors stay well under one (docs/benchmarks.md).
+    Trimming every few dozen steps keeps it near the live size; it changes no computed number.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def seed_everything(seed: int) -> None:

@@ -51,7 +51,15 @@ from argusrec.config import OptimConfig, TrainConfig
 from argusrec.errors import ArgusrecError
 from argusrec.training import distributed
 from argusrec.training.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from argusrec.training.device import autocast, resolve_device, rng_state, seed_everything, set_rng_state, to_device
+from argusrec.training.device import (
+    autocast,
+    release_freed_memory,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    to_device,
+)
 from argusrec.training.logs import RunLogs
 from argusrec.training.optim import build_optimizer, build_scheduler, clip_gradients
 
@@ -459,6 +467,7 @@ def fit(
         state.batch = 0
         save_last()
 
+    trim_every = train.release_memory_every if device.type == "cpu" else None  # the host heap (config doc)
     try:
         while state.epoch < train.epochs and not state.stopped_early and not reached_max():
             model.train()
@@ -489,6 +498,8 @@ def fit(
                 if log_now and device.type == "cuda":
                     # Kernels run asynchronously: wait for them so that the timed interval covers them.
                     torch.cuda.synchronize(device)
+                if trim_every is not None and state.step % trim_every == 0:
+                    release_freed_memory()  # counted in the step's time: it is part of the cost of training
                 elapsed = time.perf_counter() - started
                 window.seconds += elapsed
                 state.train_seconds += elapsed

@@ -272,3 +272,27 @@ def test_run_logs_drop_torn_rows_and_widen_header(
     again.close()
     assert [r["step"] for r in read_csv(tmp_path / TRAIN_LOG)] == ["1", "2"]
     assert [r["epoch"] for r in read_csv(tmp_path / METRICS_LOG)] == ["0"]
+
+
+def test_cpu_runs_release_freed_memory_every_n_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """release_memory_every=N trims the heap after steps N, 2N, ... (CPU); null never; the run is unchanged."""
+    import argusrec.training.loop as loop_module
+
+    calls: list[int] = []
+    monkeypatch.setattr(loop_module, "release_freed_memory", lambda: calls.append(1) or True)
+    ref_model, _ = run(tmp_path / "ref", release_memory_every=None)
+    assert calls == []
+    model, result = run(tmp_path / "trim", release_memory_every=2)
+    assert len(calls) == result.steps // 2 == (3 * STEPS_PER_EPOCH) // 2
+    assert all(torch.equal(a, b) for a, b in zip(params_of(ref_model).values(), params_of(model).values(), strict=True))
+
+
+def test_release_freed_memory_runs_where_glibc_is() -> None:
+    from argusrec.training.device import _malloc_trim, release_freed_memory
+
+    if _malloc_trim() is None:
+        assert release_freed_memory() is False
+    else:
+        assert release_freed_memory() is True
+    if sys.platform.startswith("linux") and Path("/lib/x86_64-linux-gnu/libc.so.6").exists():
+        assert _malloc_trim() is not None  # glibc here: the trim must be found
