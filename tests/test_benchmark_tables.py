@@ -122,3 +122,23 @@ def test_bsarec_is_benchmarked_on_amazon_only_and_counts_one_target_per_training
     assert loo.train_targets(tmp_path, 50, "last") == 2 + 1 + 5
     assert loo.train_targets(tmp_path, 50, "all") == 2 + 1 + 5  # one chunk each: the same count
     assert loo.train_targets(tmp_path, 2, "all") == 2 + 1 + 4  # chunks of 3 events: the 6 give 2 + 2 targets
+
+
+def test_cpu_memory_table_pairs_the_settings_of_each_round() -> None:
+    import cpu_memory as cm
+
+    def side(every: str, k: int, order: int, rss: float, speed: float) -> dict:
+        return {
+            "dataset": "beauty", "model": "bsarec-beauty", "preset": "bsarec-beauty", "release_memory_every": every,
+            "round": k, "order": order, "metrics": {"events_per_s": speed, "peak_rss_mb": rss},
+            "hardware": "cpu x", "commit": "c0ffee1", "date": "2026-11-23", "steps": 600, "threads": 1,
+        }  # fmt: skip
+
+    rows = [side("null", 0, 0, 4000.0, 1000.0), side("50", 0, 1, 1000.0, 900.0)]
+    rows += [side("50", 1, 0, 1200.0, 1000.0), side("null", 1, 1, 3000.0, 1000.0)]
+    rows += [side("null", 2, 0, 5000.0, 1000.0)]  # a round without its other half: not paired
+    text = cm.markdown(rows)
+    assert "| 0 | never | 4,000 / 1,000 | 1,000 / 900 | 0.25x | 0.90x |" in text
+    assert "| 1 | every 50 | 3,000 / 1,200 | 1,000 / 1,000 | 0.40x | 1.00x |" in text
+    assert "| 2 |" not in text
+    assert "peak RSS **0.33x**, training throughput **0.95x**" in text
