@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--preset", default="bsarec-beauty", help="a preset whose data path the dataset replaces")
     ap.add_argument("--steps", type=int, default=600, help="optimizer steps per run")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--first-round", type=int, default=0, help="number of the first round (to add rounds later)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default="/tmp/argusrec-bench-loo", help="prepared datasets and run directories")
@@ -109,7 +110,7 @@ def main() -> None:
     if data is None:
         print(f"skipped: {loo.SHARED} is absent (the public datasets) and {work / args.dataset} is not prepared")
         return
-    for k in range(args.rounds):
+    for k in range(args.first_round, args.first_round + args.rounds):
         order = SETTINGS if k % 2 == 0 else SETTINGS[::-1]
         for position, every in enumerate(order):
             t0 = time.perf_counter()
