@@ -32,21 +32,35 @@ from report import ROOT, read_results, record, write_results, write_section
 sys.path.insert(1, str(ROOT))
 
 BENCH = "cpu_memory"
-SETTINGS = ("null", "50")  # train.release_memory_every: never (the behaviour before it existed), every 50 steps
+NEVER = "null"  # train.release_memory_every: never, the behaviour before the option existed
+
+
+def _paired_with(r: dict) -> str:
+    """The N whose rounds a run belongs to (the first records, of N = 50 only, did not store it)."""
+    return r.get("paired_with") or ("50" if r["release_memory_every"] == NEVER else r["release_memory_every"])
 
 
 def _key(r: dict) -> tuple:
-    return (r["dataset"], r["preset"], r["hardware"], r["commit"], r["release_memory_every"], r["round"])
+    return (
+        r["dataset"],
+        r["preset"],
+        r["hardware"],
+        r["commit"],
+        _paired_with(r),
+        r["release_memory_every"],
+        r["round"],
+    )
 
 
 def markdown(records: list[dict]) -> str:
-    """Per (dataset, preset, hardware, commit): the rounds side by side, and the medians of the per-round ratios."""
+    """Per (dataset, preset, hardware, commit, N): the rounds of "never" and "every N" side by side, and the
+    medians of the per-round ratios."""
     lines = [
         "## CPU training memory: freed heap memory handed back (`benchmarks/cpu_memory.py`)",
         "",
         "Peak resident memory of a training process (training for a fixed number of optimizer steps, then the",
-        "full-catalog evaluation, as leave-one-out runs do) without and with `train.release_memory_every: 50`",
-        "(glibc `malloc_trim(0)` every 50 steps), each in its own process, alternating which goes first.",
+        "full-catalog evaluation, as leave-one-out runs do) without and with `train.release_memory_every: N`",
+        "(glibc `malloc_trim(0)` every N steps), each in its own process, alternating which goes first.",
         "Throughput = training targets per second inside the optimizer steps, the trim calls included.",
         "",
     ]
@@ -54,26 +68,28 @@ def markdown(records: list[dict]) -> str:
         return "\n".join([*lines, "No results yet."])
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["dataset"], r["preset"], r["hardware"], r["commit"]), []).append(r)
-    for (dataset, preset, hw, commit), rows in groups.items():
+        groups.setdefault((r["dataset"], r["preset"], r["hardware"], r["commit"], _paired_with(r)), []).append(r)
+    for (dataset, preset, hw, commit, every), rows in groups.items():
         first = rows[0]
         lines += [
-            f"### {dataset}, preset {preset}, commit {commit}, {first['steps']} steps, {first['threads']} thread(s)",
+            f"### {dataset}, preset {preset}, commit {commit}, {first['steps']} steps, {first['threads']} thread(s), "
+            f"every {every} steps",
             "",
             f"Hardware: {hw}; {first['date']}." + (f" Conditions: {first['note']}" if first.get("note") else ""),
             "",
-            "| round | first | peak RSS never / every 50 (MB) | targets/s never / every 50 | RSS ratio | speed ratio |",
+            f"| round | first | peak RSS never / every {every} (MB) | targets/s never / every {every} | RSS ratio | "
+            "speed ratio |",
             "|---:|---|---|---|---:|---:|",
         ]
         rss, speed = [], []
         for k in sorted({r["round"] for r in rows}):
             side = {r["release_memory_every"]: r for r in rows if r["round"] == k}
-            if set(side) != set(SETTINGS):
+            if set(side) != {NEVER, every}:
                 continue
-            never, trim = side["null"]["metrics"], side["50"]["metrics"]
+            never, trim = side[NEVER]["metrics"], side[every]["metrics"]
             rss.append(trim["peak_rss_mb"] / never["peak_rss_mb"])
             speed.append(trim["events_per_s"] / never["events_per_s"])
-            went_first = "never" if side["null"]["order"] == 0 else "every 50"
+            went_first = "never" if side[NEVER]["order"] == 0 else f"every {every}"
             lines.append(
                 f"| {k} | {went_first} | {never['peak_rss_mb']:,.0f} / {trim['peak_rss_mb']:,.0f} | "
                 f"{never['events_per_s']:,.0f} / {trim['events_per_s']:,.0f} | {rss[-1]:.2f}x | {speed[-1]:.2f}x |"
@@ -82,7 +98,7 @@ def markdown(records: list[dict]) -> str:
             lines += [
                 "",
                 f"Median over {len(rss)} round(s): peak RSS **{statistics.median(rss):.2f}x**, training throughput "
-                f"**{statistics.median(speed):.2f}x** (every 50 / never).",
+                f"**{statistics.median(speed):.2f}x** (every {every} / never).",
                 "",
             ]
     return "\n".join(lines)
@@ -93,6 +109,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="beauty", choices=sorted(loo.DATASETS))
     ap.add_argument("--preset", default="bsarec-beauty", help="a preset whose data path the dataset replaces")
     ap.add_argument("--steps", type=int, default=600, help="optimizer steps per run")
+    ap.add_argument("--every", type=int, default=50, help="the N of train.release_memory_every compared with never")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--first-round", type=int, default=0, help="number of the first round (to add rounds later)")
     ap.add_argument("--threads", type=int, default=1)
@@ -111,7 +128,8 @@ def main() -> None:
         print(f"skipped: {loo.SHARED} is absent (the public datasets) and {work / args.dataset} is not prepared")
         return
     for k in range(args.first_round, args.first_round + args.rounds):
-        order = SETTINGS if k % 2 == 0 else SETTINGS[::-1]
+        settings = (NEVER, str(args.every))
+        order = settings if k % 2 == 0 else settings[::-1]
         for position, every in enumerate(order):
             t0 = time.perf_counter()
             run = loo.train_one(
@@ -138,6 +156,7 @@ def main() -> None:
                 seed=args.seed,
                 preset=args.preset,
                 release_memory_every=every,
+                paired_with=str(args.every),
                 round=k,
                 order=position,
                 steps=args.steps,

@@ -141,4 +141,8 @@ def test_cpu_memory_table_pairs_the_settings_of_each_round() -> None:
     assert "| 0 | never | 4,000 / 1,000 | 1,000 / 900 | 0.25x | 0.90x |" in text
     assert "| 1 | every 50 | 3,000 / 1,200 | 1,000 / 1,000 | 0.40x | 1.00x |" in text
     assert "| 2 |" not in text
-    assert "peak RSS **0.33x**, training throughput **0.95x**" in text
+    assert "peak RSS **0.33x**, training throughput **0.95x** (every 50 / never)" in text
+    # runs compared with another N form their own table
+    other = [side("null", 0, 0, 4000.0, 1000.0) | {"paired_with": "500"}, side("500", 0, 1, 2000.0, 1000.0)]
+    text = cm.markdown(rows + other)
+    assert "every 500 steps" in text and "| 0 | never | 4,000 / 2,000 | 1,000 / 1,000 | 0.50x | 1.00x |" in text
