@@ -165,11 +165,11 @@ class TrainConfig(_Config):
     )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     release_memory_every: int | None = Field(
-        50,
+        500,
         ge=1,
         description="CPU runs: every N optimizer steps, hand the memory the allocator keeps after freeing back to "
-        "the system (glibc malloc_trim; batches of changing shapes otherwise grow the process to several GiB); "
-        "null: never",
+        "the system (glibc malloc_trim; batches of changing shapes otherwise grow the process to several GiB; "
+        "each call costs a little speed, docs/benchmarks.md); null: never",
     )
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (smoke runs)")
     targets: Literal["all", "last"] = Field(
