@@ -279,7 +279,13 @@ def test_cpu_runs_release_freed_memory_every_n_steps(tmp_path: Path, monkeypatch
     import argusrec.training.loop as loop_module
 
     calls: list[int] = []
-    monkeypatch.setattr(loop_module, "release_freed_memory", lambda: calls.append(1) or True)
+    real = loop_module.release_freed_memory
+
+    def counted() -> bool:  # the real trim, counted: the weights below must not depend on it
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(loop_module, "release_freed_memory", counted)
     ref_model, _ = run(tmp_path / "ref", release_memory_every=None)
     assert calls == []
     model, result = run(tmp_path / "trim", release_memory_every=2)
