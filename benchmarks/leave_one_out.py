@@ -423,6 +423,8 @@ class Runner:
         tps = self.tps.get((model, family), guess)
         per_epoch = train_targets(data, max_len, targets) / tps
         budget = max(self.args.time_budget - OVERHEAD_S, 1.0)
+        if math.isinf(budget):  # no --time-budget (the default): --max-epochs alone sets the cap
+            return self.args.max_epochs, per_epoch
         return max(1, min(self.args.max_epochs, math.floor(budget / per_epoch))), per_epoch
 
     def ours(self, dataset: str, data: Path, model: str, seed: int) -> dict:

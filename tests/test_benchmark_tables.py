@@ -146,3 +146,20 @@ def test_cpu_memory_table_pairs_the_settings_of_each_round() -> None:
     other = [side("null", 0, 0, 4000.0, 1000.0) | {"paired_with": "500"}, side("500", 0, 1, 2000.0, 1000.0)]
     text = cm.markdown(rows + other)
     assert "every 500 steps" in text and "| 0 | never | 4,000 / 2,000 | 1,000 / 1,000 | 0.50x | 1.00x |" in text
+
+
+def test_epoch_cap_is_max_epochs_without_a_time_budget_and_fits_the_budget_with_one(tmp_path: Path) -> None:
+    import argparse
+
+    import numpy as np
+
+    (tmp_path / "events").mkdir()
+    np.save(tmp_path / "events" / "offsets.npy", np.array([0, 1003]))  # one user: 1,001 training events, 1,000 targets
+    args = argparse.Namespace(time_budget=float("inf"), max_epochs=40, device="cpu", threads=1, workdir=str(tmp_path))
+    runner = loo.Runner(args, [])
+    runner.tps[("sasrec", "amazon")] = 100.0  # 10 s per epoch
+    assert runner.epoch_cap("sasrec", "beauty", tmp_path, 50, "last") == (40, 10.0)
+    args.time_budget = loo.OVERHEAD_S + 95.0
+    assert runner.epoch_cap("sasrec", "beauty", tmp_path, 50, "last") == (9, 10.0)
+    args.time_budget = 1.0  # below the overhead: still one epoch
+    assert runner.epoch_cap("sasrec", "beauty", tmp_path, 50, "last") == (1, 10.0)
