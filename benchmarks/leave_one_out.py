@@ -383,6 +383,9 @@ def has_current_record(records: list[dict], dataset: str, model: str, seed: int,
     )
 
 
+PAIR_KEYS = ("commit", "date", "seconds")  # what identifies our run in a RecTools record's ``paired_with``
+
+
 def rectools_command(
     python: str, cfg: RunConfig, data: Path, out: Path, *, seed: int, threads: int, loss: str = "sampled_softmax"
 ) -> list[str]:
@@ -490,11 +493,12 @@ class Runner:
         ]
         if not ours or "epochs_run" not in ours[-1]:
             raise RuntimeError("needs our sasrec on the same dataset and seed first (same epochs)")
-        epochs = ours[-1]["epochs_run"]
+        pair = ours[-1]
+        epochs = pair["epochs_run"]
         from argusrec.config import load_config
         from argusrec.eval.metrics import summarize
 
-        cfg = load_config(ours[-1]["preset"], ours[-1]["overrides"])
+        cfg = load_config(pair["preset"], pair["overrides"])
         out = self.work / "rectools" / f"{dataset}-s{seed}"
         shutil.rmtree(out, ignore_errors=True)
         cmd = rectools_command(
@@ -544,6 +548,7 @@ class Runner:
             train_seconds=info["train_seconds"],
             note="same sizes, training events and epochs as our sasrec; no model selection (last epoch); "
             "top-50 with viewed items filtered, so MRR is MRR@50",
+            paired_with={k: pair.get(k) for k in PAIR_KEYS},
             ran_on=f"cpu ({self.args.threads} cores)",
             **load,
         )
@@ -836,17 +841,23 @@ def _loss_words(rec: dict) -> str:
     return f"{logits}, {cfg.loss.uniform_negatives} negatives {shared}"
 
 
+def rectools_pair(rows: list[dict], rt: dict) -> dict | None:
+    """Our sasrec run a RecTools record was trained against: the one its ``paired_with`` names, or (records
+    written before that key) the newest CPU run of the same seed that trained the same number of epochs."""
+    ours = [
+        r for r in rows if r["model"] == "sasrec" and r["seed"] == rt["seed"] and r["metrics"] and _where(r) == "cpu"
+    ]
+    if "paired_with" in rt:
+        ours = [r for r in ours if all(r.get(k) == v for k, v in rt["paired_with"].items())]
+    else:
+        ours = [r for r in ours if r.get("epochs_run") == rt["epochs_run"]]
+    return ours[-1] if ours else None  # records are appended as runs finish: the last is the newest
+
+
 def _rectools(rows: list[dict]) -> list[str]:
     lines: list[str] = []
     for rt in (r for r in rows if r["model"] == "rectools-sasrec" and r["metrics"]):
-        ours = next(
-            (
-                r
-                for r in rows
-                if r["model"] == "sasrec" and r["seed"] == rt["seed"] and r["metrics"] and _where(r) == "cpu"
-            ),
-            None,
-        )
+        ours = rectools_pair(rows, rt)
         if not ours:
             continue
         om, tm = ours["metrics"], rt["metrics"]

@@ -163,3 +163,15 @@ def test_epoch_cap_is_max_epochs_without_a_time_budget_and_fits_the_budget_with_
     assert runner.epoch_cap("sasrec", "beauty", tmp_path, 50, "last") == (9, 10.0)
     args.time_budget = 1.0  # below the overhead: still one epoch
     assert runner.epoch_cap("sasrec", "beauty", tmp_path, 50, "last") == (1, 10.0)
+
+
+def test_rectools_is_compared_with_the_run_it_was_trained_against() -> None:
+    old = _run(0, 0.01, None, "2026-11-20") | {"dataset": "ml-100k", "epochs_run": 1, "commit": "a", "seconds": 9.0}
+    new = _run(0, 0.05, None, "2026-11-24") | {"dataset": "ml-100k", "epochs_run": 40, "commit": "b", "seconds": 99.0}
+    other_seed = new | {"seed": 1}
+    rt = {"model": "rectools-sasrec", "seed": 0, "epochs_run": 40, "metrics": {"test/NDCG@10": 0.04}}
+    rows = [old, new, other_seed]
+    assert loo.rectools_pair(rows, rt) is new  # an older record: the same seed and epochs
+    named = rt | {"paired_with": {k: old.get(k) for k in loo.PAIR_KEYS}}
+    assert loo.rectools_pair(rows, named) is old  # a newer record names its run
+    assert loo.rectools_pair([other_seed], rt) is None
