@@ -175,3 +175,24 @@ def test_rectools_is_compared_with_the_run_it_was_trained_against() -> None:
     named = rt | {"paired_with": {k: old.get(k) for k in loo.PAIR_KEYS}}
     assert loo.rectools_pair(rows, named) is old  # a newer record names its run
     assert loo.rectools_pair([other_seed], rt) is None
+
+
+def test_every_tuning_grid_entry_resolves_to_a_valid_config(tmp_path: Path) -> None:
+    import tune_presets as tp
+
+    from argusrec.config import load_config
+
+    every_kind = [("sasrec", "beauty"), ("hstu", "sports"), ("fuxi", "beauty"), ("llama", "sports")]
+    uses = {  # the (model, dataset) pairs each grid is run with (refine's block options are SASRec's own)
+        "refine": [("sasrec", "sports")],
+        "bsarec": [("bsarec", "beauty")],
+        "movielens": [("sasrec", "ml-100k"), ("hstu", "ml-latest-small")],
+    }
+    for grid, entries in tp.GRIDS.items():
+        for model, dataset in uses.get(grid, every_kind):
+            preset, extra = loo.preset_for(model, dataset)
+            for label, overrides in entries:
+                kept, dropped = tp.overrides_for(model, dataset, tmp_path, overrides)
+                cfg = load_config(preset, [*extra, f"data.path={tmp_path}", *kept])  # raises if invalid
+                assert cfg.model.kind == model, (grid, label)
+                assert not dropped or model != "sasrec", (grid, label, dropped)  # SASRec takes every key
