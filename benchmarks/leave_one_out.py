@@ -549,6 +549,10 @@ class Runner:
             note="same sizes, training events and epochs as our sasrec; no model selection (last epoch); "
             "top-50 with viewed items filtered, so MRR is MRR@50",
             paired_with={k: pair.get(k) for k in PAIR_KEYS},
+            targets_per_epoch={
+                "ours": train_targets(data, cfg.data.max_len, cfg.train.targets),
+                "rectools": info["train_targets_per_epoch"],
+            },
             ran_on=f"cpu ({self.args.threads} cores)",
             **load,
         )
@@ -854,6 +858,19 @@ def rectools_pair(rows: list[dict], rt: dict) -> dict | None:
     return ours[-1] if ours else None  # records are appended as runs finish: the last is the newest
 
 
+def _targets_words(rt: dict) -> str:
+    """How the two sides' training targets per epoch compare (RecTools keeps a user's last max_len + 1 events)."""
+    n = rt.get("targets_per_epoch")
+    if n is None:
+        return "training targets per epoch not recorded"
+    if n["ours"] == n["rectools"]:
+        return f"the same {n['ours']:,} training targets per epoch"
+    return (
+        f"training targets per epoch: ours {n['ours']:,}, RecTools {n['rectools']:,}, which trains on each user's "
+        "last max_len + 1 training events only"
+    )
+
+
 def _rectools(rows: list[dict]) -> list[str]:
     lines: list[str] = []
     for rt in (r for r in rows if r["model"] == "rectools-sasrec" and r["metrics"]):
@@ -865,7 +882,7 @@ def _rectools(rows: list[dict]) -> list[str]:
             "",
             f"**RecTools ratio** ({rt['library']}, SASRecModel, {rt['loss']}"
             f"{' with ' + str(rt['negatives']) + ' negatives' if rt.get('negatives') else ''},"
-            f" same sizes, training events and {rt['epochs_run']} epochs, same machine): ours/theirs",
+            f" same sizes and {rt['epochs_run']} epochs, same machine; {_targets_words(rt)}): ours/theirs",
             f"test NDCG@10 = {om['test/NDCG@10']:.4f} / {tm['test/NDCG@10']:.4f} = "
             f"**{om['test/NDCG@10'] / max(tm['test/NDCG@10'], 1e-12):.2f}x**; training throughput = "
             f"{om['events_per_s']:,.0f} / {tm['events_per_s']:,.0f} events/s = "

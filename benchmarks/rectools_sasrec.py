@@ -44,6 +44,16 @@ def load_split(data: Path, min_events: int) -> tuple[np.ndarray, np.ndarray, np.
     return users, items, role.astype(np.int8), offsets
 
 
+def targets_per_epoch(data: Path, max_len: int, min_events: int = 3) -> int:
+    """Training targets per epoch as RecTools' SASRec data preparator builds them: the last ``max_len + 1``
+    training events of every user with at least 2, each position but the first predicting its successor
+    (argusrec trains on all of a user's training events, cut in chunks: more targets for long histories)."""
+    users, _, role, offsets = load_split(data, min_events)
+    train_len = np.bincount(users[role == 0], minlength=len(offsets) - 1)
+    many = train_len >= 2
+    return int(np.minimum(train_len[many], max_len + 1).sum() - many.sum())
+
+
 def interactions(users: np.ndarray, items: np.ndarray, mask: np.ndarray):
     import pandas as pd
     from rectools import Columns
@@ -105,7 +115,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed, workers=True)
-    users, items, role, offsets = load_split(args.data, args.min_events)
+    users, items, role, _ = load_split(args.data, args.min_events)
     train_mask = role == 0
     train_ds = Dataset.construct(interactions(users, items, train_mask))
 
@@ -149,10 +159,7 @@ def main() -> None:
         get_trainer_func=trainer,
         recommend_torch_device="cpu",
     )
-    # Training targets per epoch, as RecTools' SASRec data preparator builds them: the last max_len + 1
-    # training events of every user with at least 2, each position but the first predicts its successor.
-    train_len = np.bincount(users[train_mask], minlength=len(offsets) - 1)
-    targets_per_epoch = int(np.minimum(train_len[train_len >= 2], args.max_len + 1).sum() - (train_len >= 2).sum())
+    n_targets = targets_per_epoch(args.data, args.max_len, args.min_events)
 
     start = time.perf_counter()
     model.fit(train_ds)
@@ -174,11 +181,11 @@ def main() -> None:
         "loss": args.loss,
         "negatives": args.negatives if args.loss != "softmax" else None,
         "epochs": args.epochs,
-        "train_targets_per_epoch": targets_per_epoch,
+        "train_targets_per_epoch": n_targets,
         "train_seconds": train_seconds,
         "recommend_seconds": reco_seconds,
         # whole epochs over the fit's wall clock (data preparation included); None for a step-limited run
-        "events_per_s": targets_per_epoch * args.epochs / train_seconds if args.max_steps is None else None,
+        "events_per_s": n_targets * args.epochs / train_seconds if args.max_steps is None else None,
         "max_steps": args.max_steps,
         "step_targets": timer.targets,
         "step_seconds": timer.seconds,

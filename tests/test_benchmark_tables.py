@@ -196,3 +196,24 @@ def test_every_tuning_grid_entry_resolves_to_a_valid_config(tmp_path: Path) -> N
                 cfg = load_config(preset, [*extra, f"data.path={tmp_path}", *kept])  # raises if invalid
                 assert cfg.model.kind == model, (grid, label)
                 assert not dropped or model != "sasrec", (grid, label, dropped)  # SASRec takes every key
+
+
+def test_rectools_keeps_each_users_last_window_of_training_events(tmp_path: Path) -> None:
+    import numpy as np
+    import rectools_sasrec as rs
+
+    (tmp_path / "events").mkdir()
+    np.save(tmp_path / "events" / "offsets.npy", np.array([0, 5, 7, 60]))  # users of 5, 2 and 53 events
+    np.save(tmp_path / "events" / "item_id.npy", np.arange(1, 61))
+    # training events: 3, 2 (too short to split) and 51; RecTools keeps the last max_len + 1 of each
+    assert rs.targets_per_epoch(tmp_path, 50) == (3 - 1) + (2 - 1) + (51 - 1)
+    assert rs.targets_per_epoch(tmp_path, 2) == (3 - 1) + (2 - 1) + (3 - 1)
+    assert loo.train_targets(tmp_path, 2, "all") == 2 + 1 + 34  # ours: all 51, in 17 chunks of 3
+
+
+def test_the_rectools_ratio_says_how_the_training_targets_compare() -> None:
+    assert loo._targets_words({}) == "training targets per epoch not recorded"
+    same = loo._targets_words({"targets_per_epoch": {"ours": 1200, "rectools": 1200}})
+    assert same == "the same 1,200 training targets per epoch"
+    fewer = loo._targets_words({"targets_per_epoch": {"ours": 97009, "rectools": 83290}})
+    assert "ours 97,009, RecTools 83,290" in fewer and "last max_len + 1" in fewer
