@@ -215,9 +215,13 @@ class Sweep:
         return (r["dataset"], r["model"], r["label"], r["seed"], loo._where(r), tuple(r["grid_overrides"]))
 
     def done(self, dataset: str, model: str, label: str, overrides: list[str], seed: int) -> bool:
-        """A record with metrics exists for this run (same overrides) on this device kind."""
+        """A record with metrics exists for this run (same overrides, on the preset as it is now; records older
+        than the preset digest count as current) on this device kind."""
         key = (dataset, model, label, seed, self.where, tuple(overrides))
-        return any(r["metrics"] and self.key(r) == key for r in self.records)
+        current = loo.preset_digest(model, dataset)
+        return any(
+            r["metrics"] and self.key(r) == key and r.get("preset_digest", current) == current for r in self.records
+        )
 
     def save(self) -> None:
         write_results(BENCH, self.records)
@@ -231,6 +235,7 @@ class Sweep:
             print(f"[{dataset}] skipped: {loo.SHARED / loo.DATASETS[dataset][1]} is absent", flush=True)
             return
         common = {"label": label, "grid": self.args.grid, "grid_overrides": overrides, "ran_on": self.ran_on}
+        common["preset_digest"] = loo.preset_digest(model, dataset)  # the preset these overrides were applied to
         if time.time() > deadline:
             note = f"not run: the sweep's deadline ({self.args.deadline:.0f} min) had passed"
             rec = record(BENCH, dataset, model, {}, 0.0, seed=seed, note=note, **common)
@@ -321,16 +326,30 @@ def _groups(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return out
 
 
+def row_label(r: dict) -> str:
+    """A run's row: its grid label, plus the preset version when the overrides were applied to an earlier
+    version of the preset than today's (records from before the digest was stored count as today's)."""
+    digest = r.get("preset_digest")
+    if digest is None or digest == loo.preset_digest(r["model"], r["dataset"]):
+        return r["label"]
+    return f"{r['label']} (earlier preset {digest}, commit {r['commit']})"
+
+
 def _by_label(rows: list[dict]) -> dict[str, list[dict]]:
-    """label -> its runs with metrics (the latest overrides of the label only), in grid order."""
+    """row label (:func:`row_label`) -> its runs with metrics (the latest overrides of the label only), in grid
+    order, rows on an earlier preset after those on today's."""
     runs: dict[str, list[dict]] = {}
     for r in rows:
         if r["metrics"]:
-            runs.setdefault(r["label"], []).append(r)
+            runs.setdefault(row_label(r), []).append(r)
     for label, rs in runs.items():
         runs[label] = [r for r in rs if r["grid_overrides"] == rs[-1]["grid_overrides"]]
     order = _label_order()
-    return dict(sorted(runs.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    return dict(sorted(runs.items(), key=lambda kv: (kv[0] != kv[1][0]["label"], _rank(order, kv[1][0]["label"]))))
+
+
+def _rank(order: list[str], label: str) -> int:
+    return order.index(label) if label in order else len(order)
 
 
 def selected(rows: list[dict]) -> tuple[str, list[dict]] | None:

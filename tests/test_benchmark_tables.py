@@ -217,3 +217,21 @@ def test_the_rectools_ratio_says_how_the_training_targets_compare() -> None:
     assert same == "the same 1,200 training targets per epoch"
     fewer = loo._targets_words({"targets_per_epoch": {"ours": 97009, "rectools": 83290}})
     assert "ours 97,009, RecTools 83,290" in fewer and "last max_len + 1" in fewer
+
+
+def test_tuning_rows_on_an_earlier_preset_stay_apart_and_come_after() -> None:
+    import tune_presets as tp
+
+    now = loo.preset_digest("sasrec", "ml-100k")
+    base = {"model": "sasrec", "dataset": "ml-100k", "grid_overrides": [], "commit": "abc1234"}
+
+    def run(label: str, ndcg: float, digest: str | None) -> dict:
+        rec = base | {"label": label, "metrics": {tp.MONITOR: ndcg}}
+        return rec | ({"preset_digest": digest} if digest else {})
+
+    old, new, legacy = run("preset", 0.07, "00000000"), run("preset", 0.12, now), run("preset", 0.11, None)
+    assert tp.row_label(old) == "preset (earlier preset 00000000, commit abc1234)"
+    assert tp.row_label(new) == tp.row_label(legacy) == "preset"  # no digest stored: taken as today's
+    rows = tp._by_label([old, run("preset-drop0.3", 0.05, now), new])
+    assert list(rows) == ["preset", "preset-drop0.3", "preset (earlier preset 00000000, commit abc1234)"]
+    assert rows["preset"] == [new] and tp.selected([old, new])[1] == [new]
