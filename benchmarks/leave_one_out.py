@@ -546,8 +546,8 @@ class Runner:
             best_epoch=None,
             stopped_early=False,
             train_seconds=info["train_seconds"],
-            note="same sizes, training events and epochs as our sasrec; no model selection (last epoch); "
-            "top-50 with viewed items filtered, so MRR is MRR@50",
+            note="same sizes and epochs as our sasrec (training targets: targets_per_epoch); no model selection "
+            "(last epoch); top-50 with viewed items filtered, so MRR is MRR@50",
             paired_with={k: pair.get(k) for k in PAIR_KEYS},
             targets_per_epoch={
                 "ours": train_targets(data, cfg.data.max_len, cfg.train.targets),

@@ -44,12 +44,12 @@ def load_split(data: Path, min_events: int) -> tuple[np.ndarray, np.ndarray, np.
     return users, items, role.astype(np.int8), offsets
 
 
-def targets_per_epoch(data: Path, max_len: int, min_events: int = 3) -> int:
+def targets_per_epoch(users: np.ndarray, role: np.ndarray, n_users: int, max_len: int) -> int:
     """Training targets per epoch as RecTools' SASRec data preparator builds them: the last ``max_len + 1``
     training events of every user with at least 2, each position but the first predicting its successor
-    (argusrec trains on all of a user's training events, cut in chunks: more targets for long histories)."""
-    users, _, role, offsets = load_split(data, min_events)
-    train_len = np.bincount(users[role == 0], minlength=len(offsets) - 1)
+    (argusrec trains on all of a user's training events, cut in chunks: more targets for long histories).
+    ``users``, ``role``: per event, from :func:`load_split`."""
+    train_len = np.bincount(users[role == 0], minlength=n_users)
     many = train_len >= 2
     return int(np.minimum(train_len[many], max_len + 1).sum() - many.sum())
 
@@ -115,7 +115,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed, workers=True)
-    users, items, role, _ = load_split(args.data, args.min_events)
+    users, items, role, offsets = load_split(args.data, args.min_events)
     train_mask = role == 0
     train_ds = Dataset.construct(interactions(users, items, train_mask))
 
@@ -159,7 +159,7 @@ def main() -> None:
         get_trainer_func=trainer,
         recommend_torch_device="cpu",
     )
-    n_targets = targets_per_epoch(args.data, args.max_len, args.min_events)
+    n_targets = targets_per_epoch(users, role, len(offsets) - 1, args.max_len)
 
     start = time.perf_counter()
     model.fit(train_ds)

@@ -326,22 +326,24 @@ def _groups(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return out
 
 
-def row_label(r: dict) -> str:
+def row_label(r: dict, current: str) -> str:
     """A run's row: its grid label, plus the preset version when the overrides were applied to an earlier
-    version of the preset than today's (records from before the digest was stored count as today's)."""
+    version of the preset than ``current`` (today's digest; records from before the digest was stored count as
+    today's)."""
     digest = r.get("preset_digest")
-    if digest is None or digest == loo.preset_digest(r["model"], r["dataset"]):
+    if digest is None or digest == current:
         return r["label"]
     return f"{r['label']} (earlier preset {digest}, commit {r['commit']})"
 
 
 def _by_label(rows: list[dict]) -> dict[str, list[dict]]:
     """row label (:func:`row_label`) -> its runs with metrics (the latest overrides of the label only), in grid
-    order, rows on an earlier preset after those on today's."""
+    order, rows on an earlier preset after those on today's. ``rows``: one (dataset, model)."""
     runs: dict[str, list[dict]] = {}
+    current = loo.preset_digest(rows[0]["model"], rows[0]["dataset"]) if rows else ""  # once: it loads the preset
     for r in rows:
         if r["metrics"]:
-            runs.setdefault(row_label(r), []).append(r)
+            runs.setdefault(row_label(r, current), []).append(r)
     for label, rs in runs.items():
         runs[label] = [r for r in rs if r["grid_overrides"] == rs[-1]["grid_overrides"]]
     order = _label_order()

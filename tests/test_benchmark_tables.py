@@ -205,9 +205,10 @@ def test_rectools_keeps_each_users_last_window_of_training_events(tmp_path: Path
     (tmp_path / "events").mkdir()
     np.save(tmp_path / "events" / "offsets.npy", np.array([0, 5, 7, 60]))  # users of 5, 2 and 53 events
     np.save(tmp_path / "events" / "item_id.npy", np.arange(1, 61))
+    users, _, role, _ = rs.load_split(tmp_path, min_events=3)
     # training events: 3, 2 (too short to split) and 51; RecTools keeps the last max_len + 1 of each
-    assert rs.targets_per_epoch(tmp_path, 50) == (3 - 1) + (2 - 1) + (51 - 1)
-    assert rs.targets_per_epoch(tmp_path, 2) == (3 - 1) + (2 - 1) + (3 - 1)
+    assert rs.targets_per_epoch(users, role, 3, 50) == (3 - 1) + (2 - 1) + (51 - 1)
+    assert rs.targets_per_epoch(users, role, 3, 2) == (3 - 1) + (2 - 1) + (3 - 1)
     assert loo.train_targets(tmp_path, 2, "all") == 2 + 1 + 34  # ours: all 51, in 17 chunks of 3
 
 
@@ -230,8 +231,8 @@ def test_tuning_rows_on_an_earlier_preset_stay_apart_and_come_after() -> None:
         return rec | ({"preset_digest": digest} if digest else {})
 
     old, new, legacy = run("preset", 0.07, "00000000"), run("preset", 0.12, now), run("preset", 0.11, None)
-    assert tp.row_label(old) == "preset (earlier preset 00000000, commit abc1234)"
-    assert tp.row_label(new) == tp.row_label(legacy) == "preset"  # no digest stored: taken as today's
+    assert tp.row_label(old, now) == "preset (earlier preset 00000000, commit abc1234)"
+    assert tp.row_label(new, now) == tp.row_label(legacy, now) == "preset"  # no digest stored: taken as today's
     rows = tp._by_label([old, run("preset-drop0.3", 0.05, now), new])
     assert list(rows) == ["preset", "preset-drop0.3", "preset (earlier preset 00000000, commit abc1234)"]
     assert rows["preset"] == [new] and tp.selected([old, new])[1] == [new]
