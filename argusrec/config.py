@@ -87,6 +87,12 @@ class ModelConfig(_Config):
         "input is zero, as RecTools' SASRec does (no key padding mask): a learned way to attend to nothing that "
         "grows as the history gets shorter",
     )
+    padding_content: bool = Field(
+        False,
+        description="bsarec: as the BSARec code, every history is left-padded to the max_len window and the padding "
+        "slots hold the normalised position vectors; every block runs on them, the filter mixes them into the real "
+        "slots, and padded queries attend to their whole row. Costs the whole window's compute in every batch",
+    )
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelConfig:
@@ -96,6 +102,8 @@ class ModelConfig(_Config):
             raise ValueError(f"model.residual={self.residual!r} applies to kind 'sasrec' only, not {self.kind!r}")
         if self.attend_padding and self.kind != "sasrec":
             raise ValueError(f"model.attend_padding applies to kind 'sasrec' only, not {self.kind!r}")
+        if self.padding_content and self.kind != "bsarec":
+            raise ValueError(f"model.padding_content applies to kind 'bsarec' only, not {self.kind!r}")
         if self.kind == "hstu" and self.ffn_dim is not None:
             raise ValueError("model.ffn_dim is set but HSTU layers have no feed-forward network; leave it unset")
         return self

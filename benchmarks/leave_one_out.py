@@ -135,6 +135,7 @@ DIGEST_NEUTRAL = {
     "model.frequency_mix": 0.7,
     "model.empty_state": False,
     "model.attend_padding": False,
+    "model.padding_content": False,
     "train.release_memory_every": 500,
     "train.targets": "all",
 }

@@ -31,7 +31,8 @@ length-bucketed batches (the default) or randomly mixed ones (``-mixed``; the cu
 without the sqrt(D) input scale, the last two together, queries that also attend to the window's padding slots as
 RecTools' (``model.attend_padding``), alone and with the original residual). Grid ``bsarec`` compares the
 bsarec presets' length-bucketed batches with randomly mixed ones, and without / with the empty-history samples of
-the authors' code (``model.empty_state``). ``--labels`` runs a subset of a grid.
+the authors' code (``model.empty_state``), and with the authors' padding slots (``model.padding_content``: the
+normalised position vectors in every padding slot of the whole window). ``--labels`` runs a subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
     python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
@@ -171,6 +172,10 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         ("preset", []),
         ("preset-mixed", ["train.bucket_batches=null"]),
         ("preset-empty", ["model.empty_state=true"]),  # the authors' empty-history samples (one per user)
+        # The authors' window: every batch padded to max_len, padding slots holding the normalised position vectors
+        # that the filter mixes into the real slots; randomly mixed batches as theirs (with the model padding every
+        # batch to the window, length buckets would save no compute)
+        ("preset-content", ["model.padding_content=true", "train.bucket_batches=null"]),
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).

@@ -73,6 +73,12 @@ def test_normed_residual_is_for_sasrec_only() -> None:
         load_config("hstu-beauty", overrides=["model.residual=normed"])
 
 
+def test_padding_content_is_for_bsarec_only() -> None:
+    assert load_config("bsarec-beauty", overrides=["model.padding_content=true"]).model.padding_content
+    with pytest.raises(ArgusrecError, match=r"model\.padding_content"):
+        load_config("sasrec-beauty", overrides=["model.padding_content=true"])
+
+
 def test_attend_padding_is_for_sasrec_only() -> None:
     assert load_config("sasrec-sports", overrides=["model.attend_padding=true"]).model.attend_padding
     with pytest.raises(ArgusrecError, match=r"model\.attend_padding"):

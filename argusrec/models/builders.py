@@ -64,6 +64,7 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
                 keep=model.frequency_bins,
                 alpha=model.frequency_mix,
                 dropout=model.dropout,
+                padding_content=model.padding_content,
             )
             for _ in range(model.layers)
         ]
@@ -97,6 +98,7 @@ def build_model(model: ModelConfig, loss: LossConfig, *, n_items: int, max_len: 
         normalize=model.normalize,
         temperature=temperature,
         empty_state=model.empty_state,
+        padding_content=model.padding_content,
     )
     if model.init != "default":  # every matrix, embedding tables included
         with torch.no_grad():

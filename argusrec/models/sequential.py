@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from argusrec.nn.embeddings import HashedEmbedding, IdEmbedding, PositionEmbedding
@@ -33,6 +34,11 @@ class SequentialRecommender(nn.Module):
             trained and checkpointed with the model.
         empty_state: learn the state of a user without history (see :meth:`last_states`); otherwise such a
             user has none.
+        padding_content: the BSARec code's window: every batch is left-padded to the whole position table
+            (``positions.max_len`` slots), the padding slots hold the normalised position vectors instead of
+            zeros, and the encoder's blocks run on them (they must accept it: ``BSARecBlock(padding_content=
+            True)``). Needs ``positions`` and ``input_norm``. States at padded positions are still returned as
+            zeros, and the model pads every batch itself, so its output does not depend on a batch's padding.
     """
 
     def __init__(
@@ -49,8 +55,11 @@ class SequentialRecommender(nn.Module):
         normalize: bool,
         temperature: nn.Module,
         empty_state: bool = False,
+        padding_content: bool = False,
     ) -> None:
         super().__init__()
+        if padding_content and (positions is None or not input_norm):
+            raise ValueError("padding_content needs learned positions and input_norm (the padding slots' content)")
         self.items = items
         self.encoder = encoder
         self.positions = positions
@@ -63,6 +72,7 @@ class SequentialRecommender(nn.Module):
         self.temperature = temperature
         # Zero at first: every item scores the same for an empty history until training moves it.
         self.empty_state = nn.Parameter(torch.zeros(dim)) if empty_state else None
+        self.padding_content = padding_content
 
     def forward(
         self,
@@ -81,6 +91,8 @@ class SequentialRecommender(nn.Module):
         Returns:
             (B, N, D) states; position n summarises events <= n.
         """
+        if self.padding_content:
+            return self._window_forward(items, valid, timestamps, query_timestamps)
         x = self.items(items) * self.scale  # (B, N, D)
         if self.positions is not None:
             x = x + self.positions(self.positions.positions(valid))  # (B, N, D)
@@ -89,6 +101,29 @@ class SequentialRecommender(nn.Module):
         x = self.dropout(x) * valid.unsqueeze(-1)  # (B, N, D), zero at padding (the norm's bias included)
         h = self.encoder(x, valid=valid, timestamps=timestamps, query_timestamps=query_timestamps)
         return self._norm(h)
+
+    def _window_forward(
+        self, items: Tensor, valid: Tensor, timestamps: Tensor | None, query_timestamps: Tensor | None
+    ) -> Tensor:
+        """:meth:`forward` with ``padding_content``: the batch left-padded to the window, padding with content."""
+        assert self.positions is not None and self.input_norm is not None  # checked in __init__
+        window, n = self.positions.max_len, items.shape[1]
+        if n > window:
+            raise ValueError(f"padding_content: histories of at most {window} events (the window), got {n}")
+
+        def widen(t: Tensor) -> Tensor:
+            return F.pad(t, (window - n, 0))  # (B, W): zeros (False) in front
+
+        items_w, valid_w = widen(items), widen(valid)
+        x = self.items(items_w).masked_fill(~valid_w.unsqueeze(-1), 0.0) * self.scale  # (B, W, D)
+        x = self.dropout(self.input_norm(x + self.positions(window)))  # padding slots: normalised position vectors
+        h = self.encoder(
+            x,
+            valid=valid_w,
+            timestamps=None if timestamps is None else widen(timestamps),
+            query_timestamps=None if query_timestamps is None else widen(query_timestamps),
+        )
+        return self._norm(h[:, window - n :].masked_fill(~valid.unsqueeze(-1), 0.0))  # (B, N, D)
 
     def last_states(self, states: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """Each row's user state: the state after its latest event (left padding: the last slot).

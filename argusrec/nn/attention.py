@@ -26,6 +26,13 @@ whose logit is raised by log(W − n): a learned "attend to nothing" whose weigh
 gets shorter. (Attention dropout drops that merged slot as one, where RecTools drops each slot alone:
 the same expectation, a different variance.)
 
+:func:`content_window_attention` is the other exception (``CausalSelfAttention(padding_content=True)``):
+the BSARec code fills the padding slots of its left-padded window with the normalised position vectors and
+runs every layer on them. Its additive mask (−10000 on a key that is padding or later than the query)
+leaves a real query the real keys at or before it, and gives a padded query the same −10000 on *every* key
+of its row, which cancels in the softmax: a padded query attends to the whole row, later real events
+included. Nothing is zeroed: the padded slots' outputs are the next layer's padded inputs.
+
 RoPE (Su et al., "RoFormer", 2021) rotates each pair of query/key channels by an angle proportional
 to the token's position, so that ⟨rot(q, m), rot(k, n)⟩ depends on m − n only. Pairs are the two
 halves of the head (channel i with channel i + head_dim/2, the GPT-NeoX / Hugging Face LLaMa layout:
@@ -50,6 +57,7 @@ __all__ = [
     "apply_rotary",
     "attention_with_padding_keys",
     "causal_padding_mask",
+    "content_window_attention",
     "masked_causal_attention",
     "packed_causal_attention",
     "packing_index",
@@ -121,6 +129,21 @@ def attention_with_padding_keys(
     real = real.masked_fill(~causal_padding_mask(valid), float("-inf"))  # (B, 1, N, N)
     slots = empty.to(q.dtype).log().view(b, 1, 1, 1).expand(b, 1, n, 1)  # (B, 1, N, 1); log 0 = -inf: none
     return F.scaled_dot_product_attention(q, keys, values, attn_mask=torch.cat([slots, real], -1), dropout_p=dropout_p)
+
+
+def content_window_attention(q: Tensor, k: Tensor, v: Tensor, valid: Tensor, dropout_p: float = 0.0) -> Tensor:
+    """The BSARec code's attention over a window whose padding slots carry content (module docstring).
+
+    Args:
+        q, k, v: (B, H, N, Dh).
+        valid: (B, N) bool, True for real events.
+        dropout_p: dropout on the attention probabilities.
+
+    Returns:
+        (B, H, N, Dh): a real query attends to the real keys at or before it, a padded query to every key.
+    """
+    mask = causal_padding_mask(valid) | ~valid[:, None, :, None]  # (B, 1, N, N): padded query rows all True
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 def packing_index(valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -225,6 +248,9 @@ class CausalSelfAttention(nn.Module):
         padding_window: W: also attend to the W − n padding slots of a row of n real events, as RecTools'
             SASRec does (:func:`attention_with_padding_keys`); their key and value are the projections of
             ``forward``'s ``empty`` input. None (default): real keys only.
+        padding_content: the padding slots carry content, as in the BSARec code
+            (:func:`content_window_attention`): padded queries attend to their whole row and their outputs
+            are kept, not zeroed. Not with ``padding_window``, rotary positions or packed ``tokens``.
     """
 
     def __init__(
@@ -237,6 +263,7 @@ class CausalSelfAttention(nn.Module):
         rotary: bool = False,
         rope_base: float = 10000.0,
         padding_window: int | None = None,
+        padding_content: bool = False,
     ) -> None:
         super().__init__()
         if dim % heads:
@@ -248,15 +275,20 @@ class CausalSelfAttention(nn.Module):
             raise ValueError(f"rotary embedding needs an even head width, got dim/heads = {self.head_dim}")
         if padding_window is not None and (padding_window < 1 or rotary):
             raise ValueError(f"padding_window must be >= 1 and without rotary positions, got {padding_window}")
+        if padding_content and (rotary or padding_window is not None):
+            raise ValueError("padding_content is not for rotary positions or with padding_window")
         self.dropout = dropout
         self.rotary = rotary
         self.rope_base = rope_base
         self.padding_window = padding_window
+        self.padding_content = padding_content
         # One fused projection for Q, K, V: one matmul instead of three.
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.out = nn.Linear(dim, dim, bias=bias)
         # (q, k, v, valid, dropout_p) -> (B, H, N, Dh); masked_causal_attention is the O(N²)-mask reference.
-        self.attention_fn: Callable[..., Tensor] = packed_causal_attention
+        self.attention_fn: Callable[..., Tensor] = (
+            content_window_attention if padding_content else packed_causal_attention
+        )
 
     def forward(
         self,
@@ -280,8 +312,10 @@ class CausalSelfAttention(nn.Module):
                 input norm of a zero vector, or zeros where keys come from the raw input).
 
         Returns:
-            (B, N, D), exactly zero at padded positions; (T, D) with ``tokens``.
+            (B, N, D), exactly zero at padded positions (unless ``padding_content``); (T, D) with ``tokens``.
         """
+        if self.padding_content and tokens is not None:
+            raise ValueError("attention with padding_content runs on the whole window, not on packed real tokens")
         b, n = valid.shape
         d = self.dim
         if kv is None:
@@ -312,4 +346,6 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
         if tokens is not None:
             return self.out(tokens.pack(y))  # (T, D)
+        if self.padding_content:
+            return self.out(y)  # (B, N, D), padded slots kept
         return self.out(y).masked_fill(~valid.unsqueeze(-1), 0.0)

@@ -24,7 +24,16 @@ refuses them with every-position training. **Left padding only**: the filter tre
 of a batch as the last N slots of the window, so histories must end in the last slot (as the
 next-item task and leave-one-out evaluation build them); right-padded rows or holes give other
 numbers. With left padding the shared encoder contract holds: padding invariance, zero at padding, no
-NaN. The projection runs in float32 even under autocast (a (N, N) matrix: cheap, and bf16 would round
+NaN.
+
+**Padding with content** (``padding_content=True``, the BSARec code's window): every row is the whole
+W-slot window, and its padding slots hold what the model put there (the normalised position vectors, see
+:class:`~argusrec.models.sequential.SequentialRecommender`) instead of zeros. The block then runs every
+part on every slot, the filter mixes the padding slots into the real ones, padded queries attend to their
+whole row (:func:`~argusrec.nn.attention.content_window_attention`), and nothing is zeroed: the padded
+outputs are the next block's padded inputs. The output at a real slot then depends on the row's padding,
+so padding invariance holds only across batches padded to the same window (the model pads every batch to W).
+The projection runs in float32 even under autocast (a (N, N) matrix: cheap, and bf16 would round
 its entries to three digits).
 
 Letters (docs/notation.md): B batch, N length, D width, H heads; W the filter's window.
@@ -100,10 +109,21 @@ class BSARecBlock(nn.Module):
         keep: rFFT bins the low-pass keeps.
         alpha: weight of the filter branch; 1 − alpha goes to attention.
         dropout: on attention probabilities and on every residual branch.
+        padding_content: the padding slots carry content (module doc): inputs must span the whole window,
+            and the output keeps the padded slots.
     """
 
     def __init__(
-        self, dim: int, heads: int, *, ffn_dim: int, window: int, keep: int, alpha: float, dropout: float = 0.0
+        self,
+        dim: int,
+        heads: int,
+        *,
+        ffn_dim: int,
+        window: int,
+        keep: int,
+        alpha: float,
+        dropout: float = 0.0,
+        padding_content: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
@@ -111,12 +131,14 @@ class BSARecBlock(nn.Module):
         self.alpha = alpha
         self.filter = FrequencyFilter(dim, window=window, keep=keep)
         self.filter_norm = nn.LayerNorm(dim)
-        self.attn = CausalSelfAttention(dim, heads, dropout=dropout, bias=True)
+        self.attn = CausalSelfAttention(dim, heads, dropout=dropout, bias=True, padding_content=padding_content)
         self.attn_norm = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, ffn_dim, activation="gelu", bias=True)
         self.ffn_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
-        self.pack_real_tokens = True  # position-wise parts on the real tokens only (argusrec.nn.tokens)
+        self.padding_content = padding_content
+        # Position-wise parts on the real tokens only (argusrec.nn.tokens), unless the padding slots carry content.
+        self.pack_real_tokens = not padding_content
 
     def forward(
         self,
@@ -127,9 +149,16 @@ class BSARecBlock(nn.Module):
         query_timestamps: Tensor | None = None,
     ) -> Tensor:
         """x: (B, N, D), valid: (B, N) bool (left padding: the latest event last); timestamps unused -> (B, N, D)."""
-        tokens, h = enter(x, valid, enabled=self.pack_real_tokens)  # (T, D) or (B, N, D), zero at padding
+        if self.padding_content:  # the whole window, padding slots as they come (module doc)
+            window = self.filter.window
+            if x.shape[1] != window:
+                raise ValueError(f"padding_content needs rows of the whole {window}-slot window, got {x.shape[1]}")
+            tokens, h = None, x
+        else:
+            tokens, h = enter(x, valid, enabled=self.pack_real_tokens)  # (T, D) or (B, N, D), zero at padding
         filtered = as_tokens(tokens, self.filter(as_grid(tokens, h)))  # the filter needs the (B, N) window
         spectral = self.filter_norm(h + self.dropout(filtered))
         attended = self.attn_norm(h + self.dropout(self.attn(h, valid=valid, tokens=tokens)))
         y = self.alpha * spectral + (1.0 - self.alpha) * attended
-        return leave(tokens, self.ffn_norm(y + self.dropout(self.ffn(y))), valid)
+        out = self.ffn_norm(y + self.dropout(self.ffn(y)))
+        return out if self.padding_content else leave(tokens, out, valid)

@@ -228,6 +228,50 @@ def test_attend_padding_counts_the_window_and_ignores_the_batch_layout() -> None
     assert (plain(items, valid, ts, q)[:, -1] - short).abs().max() > 1e-3
 
 
+def test_padding_content_pads_every_batch_to_the_window_and_its_slots_count() -> None:
+    """The model pads every batch to max_len itself, so extra batch padding changes nothing; the padding slots'
+    content reaches the last state (it differs from the zero-padded model with the same weights)."""
+    model = _model("bsarec", padding_content=True)
+    assert all(m.padding_content for m in model.modules() if hasattr(m, "filter"))
+    items, valid, ts, q = _inputs(pad=0, n=6)
+    states = model(items, valid, ts, q)
+    assert states.shape == (3, 6, 16)
+    pad = torch.zeros(3, 4, dtype=items.dtype)
+    longer = model(
+        torch.cat([pad, items], 1), torch.cat([pad.bool(), valid], 1), torch.cat([pad, ts], 1), torch.cat([pad, q], 1)
+    )
+    torch.testing.assert_close(states[:, -1], longer[:, -1], atol=1e-5, rtol=1e-5)
+    assert (longer[:, :4] == 0).all()  # states at padding are still handed back as zeros
+    plain = _model("bsarec")
+    plain.load_state_dict(model.state_dict())
+    assert (plain(items, valid, ts, q)[:, -1] - states[:, -1]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="at most 12 events"):
+        model(torch.ones(1, 13, dtype=torch.long), torch.ones(1, 13, dtype=torch.bool))
+
+
+def test_padding_content_slots_hold_the_normalised_position_vectors() -> None:
+    """The window the blocks get: LN(item x scale + position) at real slots, LN(position) at padding slots."""
+    model = _model("bsarec", padding_content=True)
+    seen = {}
+
+    class Capture(torch.nn.Module):
+        def forward(self, x, *, valid, **_):
+            seen["x"], seen["valid"] = x, valid
+            return x
+
+    model.encoder = Capture()
+    items, valid, _, _ = _inputs(n=8, pad=3)
+    with torch.no_grad():
+        model(items, valid)
+        x, window_valid = seen["x"], seen["valid"]
+        assert x.shape == (3, 12, 16) and torch.equal(window_valid[:, -8:], valid) and not window_valid[:, :4].any()
+        positions = model.positions(12)[0]  # (12, D), counted back from the window's last slot
+        expected = model.items(torch.nn.functional.pad(items, (4, 0))) * model.scale + positions
+        expected = model.input_norm(expected)
+        torch.testing.assert_close(x, expected)
+        torch.testing.assert_close(x[0, 0], model.input_norm(positions[0]))  # a padding slot: LN(position)
+
+
 def test_xavier_init_and_input_scale_options() -> None:
     """model.init=xavier: RecTools' initialisation (every matrix Xavier-normal, padding row kept zero);
     model.input_scale overrides the kind's sqrt(D) convention."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from argusrec.nn.attention import CausalSelfAttention, content_window_attention
 from argusrec.nn.frequency import BSARecBlock, FrequencyFilter, lowpass_matrix
 from argusrec.nn.transformer import TransformerEncoder
 
@@ -100,3 +101,56 @@ def test_the_filter_is_not_causal_so_only_the_last_slot_is_a_history_state() -> 
 def test_alpha_must_be_a_weight() -> None:
     with pytest.raises(ValueError, match="alpha"):
         BSARecBlock(D, 1, ffn_dim=D, window=W, keep=2, alpha=1.5)
+
+
+def _additive_mask_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The BSARec code's attention, written out: -10000 added to every key that is padding or later.
+
+    In float64: in float32, a score plus -10000 keeps only ~3 decimals (the code's own rounding)."""
+    n = valid.shape[1]
+    allowed = valid[:, None, None, :] & torch.ones(n, n, dtype=torch.bool).tril()  # (B, 1, N, N)
+    q, k, v = q.double(), k.double(), v.double()
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + (~allowed).double() * -10000.0
+    return (scores.softmax(-1) @ v).float()
+
+
+def _left_padded(lengths: list[int]) -> torch.Tensor:
+    return torch.stack([torch.arange(W) >= W - n for n in lengths])  # (B, W) bool
+
+
+def test_content_window_attention_is_the_additive_mask_of_the_bsarec_code() -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, W, 4) for _ in range(3))
+    valid = _left_padded([W, 4, 0])  # a full row, a short one, an empty one
+    torch.testing.assert_close(content_window_attention(q, k, v, valid), _additive_mask_attention(q, k, v, valid))
+
+
+def test_block_with_padding_content_matches_the_window_written_out() -> None:
+    """Every slot of the block's output, padding included, against the BSARec code's computation."""
+    torch.manual_seed(0)
+    block = BSARecBlock(D, 2, ffn_dim=4 * D, window=W, keep=3, alpha=0.7, padding_content=True).eval()
+    x = torch.randn(2, W, D)  # padding slots with content
+    valid = _left_padded([6, 2])
+    with torch.no_grad():
+        spectrum = torch.fft.rfft(x, dim=1, norm="ortho")
+        spectrum[:, 3:] = 0
+        low = torch.fft.irfft(spectrum, n=W, dim=1, norm="ortho")
+        spectral = block.filter_norm(x + low + block.filter.sqrt_beta**2 * (x - low))
+        q, k, v = block.attn.qkv(x).view(2, W, 3, 2, D // 2).permute(2, 0, 3, 1, 4)  # 3 x (B, H, W, Dh)
+        heads = _additive_mask_attention(q, k, v, valid)  # (B, H, W, Dh)
+        attended = block.attn_norm(x + block.attn.out(heads.transpose(1, 2).reshape(2, W, D)))
+        y = 0.7 * spectral + 0.3 * attended
+        expected = block.ffn_norm(y + block.ffn(y))
+        got = block(x, valid=valid)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert got[~valid].abs().sum() > 0  # the padding slots are kept, not zeroed
+
+
+def test_padding_content_needs_the_whole_window_and_plain_attention() -> None:
+    block = BSARecBlock(D, 1, ffn_dim=D, window=W, keep=2, alpha=0.5, padding_content=True)
+    with pytest.raises(ValueError, match="whole 10-slot window"):
+        block(torch.randn(1, W - 1, D), valid=torch.ones(1, W - 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match="padding_content"):
+        CausalSelfAttention(D, 2, rotary=True, padding_content=True)
+    with pytest.raises(ValueError, match="padding_content"):
+        CausalSelfAttention(D, 2, padding_window=W, padding_content=True)

@@ -141,17 +141,15 @@ def test_an_empty_history_state_adds_each_users_first_training_event(tmp_path: P
     assert len(windows) - len(training_chunks(store, split, without)) == len(users)
 
 
-@pytest.mark.parametrize("empty_state", [False, True])
-def test_bsarec_trains_on_last_positions_and_beats_popularity(
-    tmp_path: Path, taste_world: Path, empty_state: bool
-) -> None:
+@pytest.mark.parametrize("option", ["plain", "model.empty_state", "model.padding_content"])
+def test_bsarec_trains_on_last_positions_and_beats_popularity(tmp_path: Path, taste_world: Path, option: str) -> None:
     overrides = (
         "model.kind=bsarec",
         "train.targets=last",
         "model.dropout=0.1",
         "data.max_len=10",
         "train.batch_size=256",
-        f"model.empty_state={str(empty_state).lower()}",
+        *((f"{option}=true",) if option != "plain" else ()),
     )
     cfg = _config(tmp_path, taste_world, epochs=3, overrides=overrides)
     summary = train(cfg, run_dir=tmp_path / "b", progress=False)
@@ -177,7 +175,7 @@ def test_window_settings_are_refused_where_they_would_be_ignored(tmp_path: Path,
         _config(tmp_path, taste_world, overrides=("model.empty_state=true",))
 
 
-@pytest.mark.parametrize("kind", ["sasrec", "hstu", "bsarec"])
+@pytest.mark.parametrize("kind", ["sasrec", "hstu", "bsarec", "bsarec-content"])
 def test_user_vectors_batched_by_history_length_equal_full_window_padding(
     tmp_path: Path, taste_world: Path, kind: str
 ) -> None:
@@ -190,7 +188,9 @@ def test_user_vectors_batched_by_history_length_equal_full_window_padding(
     from argusrec.models.builders import build_model
     from argusrec.recipes.train import make_split
 
-    extra = ("train.targets=last",) if kind == "bsarec" else ()
+    extra = ("train.targets=last",) if kind.startswith("bsarec") else ()
+    if kind == "bsarec-content":  # the model pads every batch to the window itself
+        kind, extra = "bsarec", (*extra, "model.padding_content=true")
     cfg = _config(tmp_path, taste_world, kind=kind, overrides=("data.max_len=12", *extra))
     store = SequenceStore.open(cfg.data.path)
     targets = make_split(store, cfg).targets("valid", min_history=1)
