@@ -300,6 +300,18 @@ class Trained:
     peak_mb: float  # peak RSS (NaN when cut at the limit)
     load: dict  # measured()'s CPU seconds and load averages
     limited: bool  # stopped at its wall-clock limit, its best checkpoint evaluated
+    curve: list  # [epoch, valid/NDCG@10] of every evaluation (:func:`valid_curve`)
+
+
+def valid_curve(metrics_csv: Path) -> list[list[float]]:
+    """[[epoch, valid/NDCG@10], ...] of a run's metrics.csv (empty without one): kept in its record, so that runs
+    of two variants can be compared epoch by epoch after their run directories are gone."""
+    import csv
+
+    if not metrics_csv.exists():
+        return []
+    rows = csv.DictReader(metrics_csv.open())
+    return [[int(r["epoch"]), round(float(r["valid/NDCG@10"]), 5)] for r in rows if r.get("valid/NDCG@10")]
 
 
 def train_one(
@@ -369,7 +381,7 @@ def train_one(
         if (run_dir / name).exists():
             shutil.copy(run_dir / name, logs / name)
     shutil.rmtree(run_dir, ignore_errors=True)
-    return Trained(summary, keep, pop, overrides, sec, peak, load, limited)
+    return Trained(summary, keep, pop, overrides, sec, peak, load, limited, valid_curve(logs / "metrics.csv"))
 
 
 def has_current_record(records: list[dict], dataset: str, model: str, seed: int, where: str) -> bool:
@@ -481,6 +493,7 @@ class Runner:
             popularity_baseline=run.popularity,
             stopped_by_time_limit=run.limited,
             ran_on=self.ran_on,
+            valid_curve=run.curve,
             **run.load,
         )
 

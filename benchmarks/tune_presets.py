@@ -305,6 +305,7 @@ class Sweep:
             train_seconds=s["train_seconds"],
             run_limit_s=self.args.run_limit,
             popularity_baseline=run.popularity,
+            valid_curve=run.curve,
             **common,
             **run.load,
         )

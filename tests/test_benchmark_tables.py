@@ -236,3 +236,10 @@ def test_tuning_rows_on_an_earlier_preset_stay_apart_and_come_after() -> None:
     rows = tp._by_label([old, run("preset-drop0.3", 0.05, now), new])
     assert list(rows) == ["preset", "preset-drop0.3", "preset (earlier preset 00000000, commit abc1234)"]
     assert rows["preset"] == [new] and tp.selected([old, new])[1] == [new]
+
+
+def test_valid_curve_reads_every_evaluation_of_a_run(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,step,valid/HR@10,valid/NDCG@10\n0,10,0.1,0.0412345\n2,30,0.2,0.05\n")
+    assert loo.valid_curve(metrics) == [[0, 0.04123], [2, 0.05]]
+    assert loo.valid_curve(tmp_path / "missing.csv") == []
