@@ -158,17 +158,21 @@ def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
     """A model's runs (one model, one dataset) split by preset version (records without a digest predate it)
     and by model code: a record whose ``code_before`` names a later change of the model's code (the preset
     unchanged) describes the older code. The preset as it is now, on the current code, first; then the others
-    newest first.
+    newest first (by their newest run's date, then, within a day, by the order the records were written).
 
     Returns (label suffix, runs) pairs; the suffix is empty when all runs share one version.
     """
     groups: dict[tuple[str | None, str | None], list[dict]] = {}
-    for r in runs:
-        groups.setdefault((r.get("preset_digest"), r.get("code_before")), []).append(r)
+    written: dict[tuple[str | None, str | None], int] = {}  # each group's latest position in ``runs``
+    for i, r in enumerate(runs):
+        key = (r.get("preset_digest"), r.get("code_before"))
+        groups.setdefault(key, []).append(r)
+        written[key] = i
     if len(groups) == 1 and next(iter(groups))[1] is None:
         return [("", runs)]
-    current = (preset_digest(runs[0]["model"], runs[0]["dataset"]), None)  # dates alone tie within a day
-    order = sorted(groups, key=lambda g: (g == current, max(str(r.get("date") or "") for r in groups[g])), reverse=True)
+    current = (preset_digest(runs[0]["model"], runs[0]["dataset"]), None)
+    newest = {g: max(str(r.get("date") or "") for r in groups[g]) for g in groups}
+    order = sorted(groups, key=lambda g: (g == current, newest[g], written[g]), reverse=True)
 
     def suffix(digest: str | None, before: str | None) -> str:
         preset = f"preset {digest}" if digest else "earlier preset"
