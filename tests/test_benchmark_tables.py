@@ -243,3 +243,12 @@ def test_valid_curve_reads_every_evaluation_of_a_run(tmp_path: Path) -> None:
     metrics.write_text("epoch,step,valid/HR@10,valid/NDCG@10\n0,10,0.1,0.0412345\n2,30,0.2,0.05\n")
     assert loo.valid_curve(metrics) == [[0, 0.04123], [2, 0.05]]
     assert loo.valid_curve(tmp_path / "missing.csv") == []
+
+
+def test_older_preset_versions_of_the_same_day_follow_the_order_their_records_were_written() -> None:
+    """Neither version is today's preset and both ran the same day: the later-written one is the newer version
+    (the one the "Our SASRec" line quotes)."""
+    first = [_run(s, 0.03, "aaaa1111", "2026-11-23") | {"dataset": "sports"} for s in (0, 1)]
+    later = [_run(2, 0.04, "bbbb2222", "2026-11-23") | {"dataset": "sports"}]
+    assert [suffix for suffix, _ in loo._variants(first + later)] == [" (preset bbbb2222)", " (preset aaaa1111)"]
+    assert [suffix for suffix, _ in loo._variants(later + first)] == [" (preset aaaa1111)", " (preset bbbb2222)"]

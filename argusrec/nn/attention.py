@@ -26,7 +26,7 @@ whose logit is raised by log(W − n): a learned "attend to nothing" whose weigh
 gets shorter. (Attention dropout drops that merged slot as one, where RecTools drops each slot alone:
 the same expectation, a different variance.)
 
-:func:`content_window_attention` is the other exception (``CausalSelfAttention(padding_content=True)``):
+``causal_padding_mask(padded_queries="all")`` is the other exception (``CausalSelfAttention(padding_content=True)``):
 the BSARec code fills the padding slots of its left-padded window with the normalised position vectors and
 runs every layer on them. Its additive mask (−10000 on a key that is padding or later than the query)
 leaves a real query the real keys at or before it, and gives a padded query the same −10000 on *every* key
@@ -45,6 +45,8 @@ Letters (docs/notation.md): B batch, N length, D width, H heads; Dh = D / H, the
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +59,6 @@ __all__ = [
     "apply_rotary",
     "attention_with_padding_keys",
     "causal_padding_mask",
-    "content_window_attention",
     "masked_causal_attention",
     "packed_causal_attention",
     "packing_index",
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 
-def causal_padding_mask(valid: Tensor) -> Tensor:
+def causal_padding_mask(valid: Tensor, *, padded_queries: Literal["self", "all"] = "self") -> Tensor:
     """Which keys each query may attend: earlier-or-same positions that hold real events, plus itself.
 
     The diagonal is always allowed: a padded query (e.g. left padding, before any real key) would
@@ -74,6 +75,8 @@ def causal_padding_mask(valid: Tensor) -> Tensor:
 
     Args:
         valid: (B, N) bool, True for real events.
+        padded_queries: ``"self"`` as above; ``"all"``: a padded query may attend to every key of its row, later
+            real events included (the BSARec code, whose padding slots carry content; module docstring).
 
     Returns:
         (B, 1, N, N) bool, True = may attend (the convention of ``scaled_dot_product_attention``);
@@ -82,21 +85,36 @@ def causal_padding_mask(valid: Tensor) -> Tensor:
     n = valid.shape[-1]
     causal = torch.ones(n, n, dtype=torch.bool, device=valid.device).tril()  # (N, N) key m <= query n
     mask = causal & valid[:, None, None, :]  # (B, 1, N, N) keys must be real
+    if padded_queries == "all":
+        return mask | ~valid[:, None, :, None]  # (B, 1, N, N): padded query rows all True
     return mask | torch.eye(n, dtype=torch.bool, device=valid.device)  # (B, 1, N, N)
 
 
-def masked_causal_attention(q: Tensor, k: Tensor, v: Tensor, valid: Tensor, dropout_p: float = 0.0) -> Tensor:
-    """Causal attention over real keys with the explicit mask of :func:`causal_padding_mask` (reference path).
+def masked_causal_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    valid: Tensor,
+    dropout_p: float = 0.0,
+    *,
+    padded_queries: Literal["self", "all"] = "self",
+) -> Tensor:
+    """Causal attention over real keys with the explicit mask of :func:`causal_padding_mask`: the reference the
+    packed fast path is tested against, and, with ``padded_queries="all"``, the BSARec code's attention over a
+    window whose padding slots carry content (``CausalSelfAttention(padding_content=True)``).
 
     Args:
         q, k, v: (B, H, N, Dh).
         valid: (B, N) bool, True for real events.
         dropout_p: dropout on the attention probabilities.
+        padded_queries: what a padded query attends to (:func:`causal_padding_mask`).
 
     Returns:
-        (B, H, N, Dh); rows of padded queries are arbitrary (finite) and left for the caller to zero.
+        (B, H, N, Dh); with ``"self"`` rows of padded queries are arbitrary (finite) and left for the caller to
+        zero; with ``"all"`` they are attention over the whole row.
     """
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_padding_mask(valid), dropout_p=dropout_p)
+    mask = causal_padding_mask(valid, padded_queries=padded_queries)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 def attention_with_padding_keys(
@@ -129,21 +147,6 @@ def attention_with_padding_keys(
     real = real.masked_fill(~causal_padding_mask(valid), float("-inf"))  # (B, 1, N, N)
     slots = empty.to(q.dtype).log().view(b, 1, 1, 1).expand(b, 1, n, 1)  # (B, 1, N, 1); log 0 = -inf: none
     return F.scaled_dot_product_attention(q, keys, values, attn_mask=torch.cat([slots, real], -1), dropout_p=dropout_p)
-
-
-def content_window_attention(q: Tensor, k: Tensor, v: Tensor, valid: Tensor, dropout_p: float = 0.0) -> Tensor:
-    """The BSARec code's attention over a window whose padding slots carry content (module docstring).
-
-    Args:
-        q, k, v: (B, H, N, Dh).
-        valid: (B, N) bool, True for real events.
-        dropout_p: dropout on the attention probabilities.
-
-    Returns:
-        (B, H, N, Dh): a real query attends to the real keys at or before it, a padded query to every key.
-    """
-    mask = causal_padding_mask(valid) | ~valid[:, None, :, None]  # (B, 1, N, N): padded query rows all True
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 def packing_index(valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -249,8 +252,8 @@ class CausalSelfAttention(nn.Module):
             SASRec does (:func:`attention_with_padding_keys`); their key and value are the projections of
             ``forward``'s ``empty`` input. None (default): real keys only.
         padding_content: the padding slots carry content, as in the BSARec code
-            (:func:`content_window_attention`): padded queries attend to their whole row and their outputs
-            are kept, not zeroed. Not with ``padding_window``, rotary positions or packed ``tokens``.
+            (``masked_causal_attention(padded_queries="all")``): padded queries attend to their whole row and
+            their outputs are kept, not zeroed. Not with ``padding_window``, rotary positions or packed ``tokens``.
     """
 
     def __init__(
@@ -287,7 +290,7 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=bias)
         # (q, k, v, valid, dropout_p) -> (B, H, N, Dh); masked_causal_attention is the O(N²)-mask reference.
         self.attention_fn: Callable[..., Tensor] = (
-            content_window_attention if padding_content else packed_causal_attention
+            partial(masked_causal_attention, padded_queries="all") if padding_content else packed_causal_attention
         )
 
     def forward(

@@ -30,7 +30,7 @@ NaN.
 W-slot window, and its padding slots hold what the model put there (the normalised position vectors, see
 :class:`~argusrec.models.sequential.SequentialRecommender`) instead of zeros. The block then runs every
 part on every slot, the filter mixes the padding slots into the real ones, padded queries attend to their
-whole row (:func:`~argusrec.nn.attention.content_window_attention`), and nothing is zeroed: the padded
+whole row (:func:`~argusrec.nn.attention.causal_padding_mask`), and nothing is zeroed: the padded
 outputs are the next block's padded inputs. The output at a real slot then depends on the row's padding,
 so padding invariance holds only across batches padded to the same window (the model pads every batch to W).
 The projection runs in float32 even under autocast (a (N, N) matrix: cheap, and bf16 would round

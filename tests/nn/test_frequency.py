@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from argusrec.nn.attention import CausalSelfAttention, content_window_attention
+from argusrec.nn.attention import CausalSelfAttention, masked_causal_attention
 from argusrec.nn.frequency import BSARecBlock, FrequencyFilter, lowpass_matrix
 from argusrec.nn.transformer import TransformerEncoder
 
@@ -118,11 +118,12 @@ def _left_padded(lengths: list[int]) -> torch.Tensor:
     return torch.stack([torch.arange(W) >= W - n for n in lengths])  # (B, W) bool
 
 
-def test_content_window_attention_is_the_additive_mask_of_the_bsarec_code() -> None:
+def test_attention_for_padding_with_content_is_the_additive_mask_of_the_bsarec_code() -> None:
     torch.manual_seed(0)
     q, k, v = (torch.randn(3, 2, W, 4) for _ in range(3))
     valid = _left_padded([W, 4, 0])  # a full row, a short one, an empty one
-    torch.testing.assert_close(content_window_attention(q, k, v, valid), _additive_mask_attention(q, k, v, valid))
+    got = masked_causal_attention(q, k, v, valid, padded_queries="all")
+    torch.testing.assert_close(got, _additive_mask_attention(q, k, v, valid))
 
 
 def test_block_with_padding_content_matches_the_window_written_out() -> None:
