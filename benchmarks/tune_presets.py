@@ -32,7 +32,10 @@ without the sqrt(D) input scale, the last two together, queries that also attend
 RecTools' (``model.attend_padding``), alone and with the original residual). Grid ``bsarec`` compares the
 bsarec presets' length-bucketed batches with randomly mixed ones, and without / with the empty-history samples of
 the authors' code (``model.empty_state``), and with the authors' padding slots (``model.padding_content``: the
-normalised position vectors in every padding slot of the whole window). ``--labels`` runs a subset of a grid.
+normalised position vectors in every padding slot of the whole window). Grid ``bsarec-hparams`` changes one of the
+bsarec presets' settings each (learning rate, filter mix alpha, filter bins, width, dropout); it is meant for a GPU
+(``--device cuda --grid bsarec-hparams --datasets beauty,sports --models bsarec``): a CPU run of one entry takes
+about 1.5 h on Beauty. ``--labels`` runs a subset of a grid.
 
     # CPU smoke run (minutes): two entries, one epoch each
     python benchmarks/tune_presets.py --datasets beauty --models sasrec --labels preset,esasrec \\
@@ -176,6 +179,18 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         # that the filter mixes into the real slots; randomly mixed batches as theirs (with the model padding every
         # batch to the window, length buckets would save no compute)
         ("preset-content", ["model.padding_content=true", "train.bucket_batches=null"]),
+    ],
+    # BSARec's own settings on our data, one change each: the presets keep the authors' published Beauty
+    # values (lr 5e-4, alpha 0.7, c = 5 -> 3 bins, dim 64, dropout 0.5), which were never varied here.
+    "bsarec-hparams": [
+        ("preset", []),
+        ("preset-lr1e-3", ["optim.lr=0.001"]),
+        ("preset-mix0.5", ["model.frequency_mix=0.5"]),
+        ("preset-mix0.9", ["model.frequency_mix=0.9"]),
+        ("preset-bins2", ["model.frequency_bins=2"]),  # the authors' c = 3
+        ("preset-bins4", ["model.frequency_bins=4"]),  # the authors' c = 7
+        ("preset-d128", ["model.dim=128"]),
+        ("preset-drop0.4", ["model.dropout=0.4"]),
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).
