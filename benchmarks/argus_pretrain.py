@@ -20,6 +20,10 @@ On data from the simulator (known ground truth, reference/ARGUS.md §6) and on M
   ``--scaling-budget`` seconds), learning-rate warmup capped at 10% of the steps; only the model changes (width,
   depth, heads, hashed table, the preset's lr). ``docs/argus_scaling.png`` plots test NIP loss and mean FP AUC
   against log10(transformer parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run.
+* **reference** — ``user-fit``: a feedback-prediction reference that is given the simulator's item side (genre
+  centroids, item vectors, qualities, every constant of the feedback model) and fits only each user's taste and
+  feedback offsets from their earlier feedback, day by day (:mod:`argusrec.eval.user_fit`): how much of the
+  popularity-to-oracle gap the users' histories support when the items are known. No training; CPU minutes.
 * **movielens** — ml-100k and ml-latest-small (``--shared-data``) with rating-derived feedback: ``like`` = rating
   >= 4, ``dislike`` = rating <= 2, ``rating`` = the stars (continuous), all as the adapter prepares them — the
   library maps ``rating`` onto [0, 1] by its training range for the feedback input and the FP loss
@@ -34,6 +38,7 @@ run, and what no longer fits is recorded as not run. A guard also stops a run's 
     python benchmarks/argus_pretrain.py --device cuda --deadline 8 --shared-data .devdata   # H100, 9-minute limit
     python benchmarks/argus_pretrain.py --device cpu --events 60000 --time-budget 40 --deadline 14   # reduced CPU
     python benchmarks/argus_pretrain.py --only quality,ablation --events 1000000
+    python benchmarks/argus_pretrain.py --device cpu --events 3000000 --only reference --resume  # user-fit only
     python benchmarks/argus_pretrain.py --render-only                                # markdown + plot from the JSON
     python benchmarks/argus_pretrain.py --device cuda --only scaling --presets argus-30m --scaling-epochs 6 \\
         --set argus-30m:optim.lr=3e-4 --resume --rerun argus-30m                     # one size again, lower lr
@@ -67,7 +72,8 @@ if str(ROOT) not in sys.path:  # run from a checkout where argusrec is not insta
 BENCH = "argus_pretrain"
 SIM = "simulated"
 PLOT = ROOT / "docs" / "argus_scaling.png"
-PARTS = ("quality", "ablation", "scaling", "movielens")
+PARTS = ("quality", "ablation", "scaling", "reference", "movielens")
+USER_FIT = "user-fit"
 QUALITY_PRESET = "argus-3m"
 POSITIVE = "like"
 MOVIELENS = {"ml-100k": "ml-100k", "ml-latest-small": "ml-latest-small"}
@@ -270,6 +276,26 @@ class Bench:
                 nip_subset=bool(orc.get("test/NIP_oracle_subset")),
             )
         )
+
+    def user_fit(self, dataset: str, data: Path, preset: str) -> None:
+        """The user-fit FP reference (argusrec/eval/user_fit.py) of a simulated dataset, once per data path."""
+        from argusrec.config import load_config
+        from argusrec.data.store import SequenceStore
+        from argusrec.eval.oracle import gap_closure_metrics
+        from argusrec.eval.user_fit import user_fit_feedback_metrics
+        from argusrec.recipes.train import make_split
+
+        existing = next((r for r in self.records if r["dataset"] == dataset and r["model"] == USER_FIT), None)
+        ctx = self.context.get(dataset, {})
+        if (existing is not None and existing.get("data", {}).get("path_name") == data.name) or "oracle" not in ctx:
+            return
+        store = SequenceStore.open(data)
+        split = make_split(store, load_config(preset, [f"data.path={data}"]))
+        t = time.perf_counter()
+        m = user_fit_feedback_metrics(store, split)
+        m.update(gap_closure_metrics(m, ctx["popularity"], ctx["oracle"], names=("FP_AUC", "FP_NE")))
+        print(f"[{dataset}] user-fit reference in {time.perf_counter() - t:.1f} s", flush=True)
+        self.put(self.record(dataset, USER_FIT, m, time.perf_counter() - t, data=_data_info(store), split=ctx["split"]))
 
     # -------------------------------------------------------------- one training run
     def plan(
@@ -476,7 +502,7 @@ class Bench:
         if unknown:
             raise SystemExit(f"--only: unknown parts {sorted(unknown)}; choose from {PARTS}")
         presets = [p for p in self.args.presets.split(",") if p]
-        sim_parts = only & {"quality", "ablation", "scaling"}
+        sim_parts = only & {"quality", "ablation", "scaling", "reference"}
         if sim_parts:
             data = simulated_data(self.work, self.args.events, self.args.seed)
             q = self.args.quality_preset
@@ -505,6 +531,8 @@ class Bench:
                     self.train(
                         SIM, data, preset, preset, "simplified", shape, epochs=epochs, budget_s=self.args.scaling_budget
                     )
+            if "reference" in only:
+                self.user_fit(SIM, data, q)
         if "movielens" in only:
             shared = Path(self.args.shared_data)
             for name in MOVIELENS:
@@ -729,29 +757,31 @@ def _preset_note(rows: Sequence[dict | None]) -> str:
 
 
 def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
-    models = [by.get((SIM, m)) for m in ("argus-simplified", "argus-full")]
-    models = [r for r in models if r and r["metrics"]]
-    signals = _signals(orc, pop, *models)
+    trained = [by.get((SIM, m)) for m in ("argus-simplified", "argus-full")]
+    trained = [r for r in trained if r and r["metrics"]]
+    ref = by.get((SIM, USER_FIT))
+    columns = [*trained, *([ref] if ref and ref["metrics"] else [])]
+    signals = _signals(orc, pop, *columns)
     if not signals:
         return []
-    head = " | ".join(f"{r['model']} | gap closed" for r in models)
+    head = " | ".join(f"{r['model']} | gap closed" for r in columns)
     lines = [
-        f"#### Feedback prediction vs popularity and oracle (test period, {_preset_note(models)})",
+        f"#### Feedback prediction vs popularity and oracle (test period, {_preset_note(trained)})",
         "",
         f"| signal | metric | popularity | {head} | oracle |",
-        "|---|---|---:|" + "---:|---:|" * len(models) + "---:|",
+        "|---|---|---:|" + "---:|---:|" * len(columns) + "---:|",
     ]
     for s in signals:
         for metric in ("FP_AUC", "FP_NE"):
             key = f"test/{metric}/{s}"
             cells = " | ".join(
                 f"{_f(r['metrics'].get(key))} | {_pct(r['metrics'].get(f'test/{metric}_gap_closed/{s}'))}"
-                for r in models
+                for r in columns
             )
             p = pop["metrics"].get(key) if pop else None
             o = orc["metrics"].get(key) if orc else None
             lines.append(f"| {s} | {metric.split('_')[1]} | {_f(p)} | {cells} | {_f(o)} |")
-    for r in models:
+    for r in trained:
         closed = [(s, r["metrics"].get(f"test/FP_AUC_gap_closed/{s}")) for s in signals]
         closed = [(s, c) for s, c in closed if c is not None]
         if closed:
@@ -762,6 +792,21 @@ def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
                 f"{r['model']}: FP AUC gap closed {shares} — {verdict} the >= 80% aim on every signal "
                 f"({_run_label(r)})."
             )
+    if ref and ref["metrics"]:
+        m = ref["metrics"]
+        h = m.get("user_fit/half_life_days")
+        tried = sorted(k.rsplit("/", 1)[1] for k in m if k.startswith("user_fit/valid_mean_AUC/"))
+        lines += [
+            "",
+            f"{USER_FIT} (a reference, not a trained model; `argusrec/eval/user_fit.py`): given the simulator's item "
+            "side (genre centroids, item vectors, qualities, the feedback model's constants), it fits each user's "
+            "taste and skip / like / dislike offsets by MAP from the user's feedback before each day of the period "
+            "(population prior), earlier events weighing 0.5^(age / half-life); half-life "
+            f"{'none (unweighted)' if h is None else f'{h:g} days'}, chosen on validation among {', '.join(tried)} "
+            f"(days; inf = unweighted). Its gap closed is how much of the popularity-to-oracle gap the users' "
+            "histories support when the items are known; a model can beat it (by tracking the taste's drift or "
+            "reading the same day's events) or fall short of it (it must learn the items too).",
+        ]
     return [*lines, ""]
 
 

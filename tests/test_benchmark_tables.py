@@ -253,3 +253,35 @@ def test_older_preset_versions_of_the_same_day_follow_the_order_their_records_we
     later = [_run(2, 0.04, "bbbb2222", "2026-11-23") | {"dataset": "sports"}]
     assert [suffix for suffix, _ in loo._variants(first + later)] == [" (preset bbbb2222)", " (preset aaaa1111)"]
     assert [suffix for suffix, _ in loo._variants(later + first)] == [" (preset aaaa1111)", " (preset bbbb2222)"]
+
+
+def test_the_feedback_table_shows_the_user_fit_reference_without_an_aim_verdict() -> None:
+    import argus_pretrain as ap
+
+    def rec(model: str, auc: float, **metrics: float | None) -> dict:
+        m = {"test/FP_AUC/like": auc, "test/FP_NE/like": 0.9} | metrics
+        return {"dataset": ap.SIM, "model": model, "metrics": m, "preset": ap.QUALITY_PRESET, "epochs_run": 3} | {
+            "epochs_cap": 3,
+            "preset_epochs": 10,
+        }
+
+    by = {
+        (ap.SIM, "argus-simplified"): rec("argus-simplified", 0.7, **{"test/FP_AUC_gap_closed/like": 0.5}),
+        (ap.SIM, ap.USER_FIT): rec(
+            ap.USER_FIT,
+            0.75,
+            **{
+                "test/FP_AUC_gap_closed/like": 0.75,
+                "user_fit/half_life_days": 28.0,
+                "user_fit/valid_mean_AUC/inf": 0.7,
+                "user_fit/valid_mean_AUC/28": 0.71,
+            },
+        ),
+    }
+    pop, orc = rec("popularity", 0.6), rec("oracle", 0.8)
+    text = "\n".join(ap._fp_table(by, pop, orc))
+    assert "| signal | metric | popularity | argus-simplified | gap closed | user-fit | gap closed | oracle |" in text
+    assert "| like | AUC | 0.6000 | 0.7000 | 50% | 0.7500 | 75% | 0.8000 |" in text
+    assert "argus-simplified: FP AUC gap closed like 50% — misses" in text
+    assert "user-fit: FP AUC" not in text  # a reference gets no verdict on the aim
+    assert "half-life 28 days, chosen on validation among 28, inf" in text

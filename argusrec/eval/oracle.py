@@ -64,7 +64,9 @@ __all__ = [
     "oracle_feedback_metrics",
     "oracle_nip",
     "popularity_feedback_metrics",
+    "score_feedback",
     "true_feedback",
+    "world_codes",
 ]
 
 #: Binary feedback signal -> the simulator's truth column holding its true probability.
@@ -137,14 +139,30 @@ def true_feedback(store: SequenceStore, rows: np.ndarray) -> dict[str, np.ndarra
 def oracle_feedback_metrics(store: SequenceStore, split: Split, role: EvalRole) -> dict[str, float]:
     """FP metrics of the true probabilities on the ``role`` period's events (the events a model is scored on)."""
     rows = split.targets(role).index
-    probs = true_feedback(store, rows)
+    skip = store["skip_prob"][rows].astype(np.float64) if "played_ratio" in store.schema.feedback else None
+    return score_feedback(store, rows, true_feedback(store, rows), role, skip_prob=skip)
+
+
+def score_feedback(
+    store: SequenceStore,
+    rows: np.ndarray,
+    probs: Mapping[str, np.ndarray],
+    role: str,
+    *,
+    skip_prob: np.ndarray | None = None,
+) -> dict[str, float]:
+    """FP metrics of predictions ``probs`` (signal -> (T,)) of the simulator's signals at store ``rows`` (T,).
+
+    ``played_ratio`` is predicted by its expectation (its log loss and NE) and, when ``skip_prob`` (T,) is given,
+    its AUC of "played at least half" = "not skipped" is scored by ``1 - skip_prob``, the best score for that label.
+    """
     labels = {s: np.asarray(store[s][rows], dtype=np.float64) for s in probs}
     kinds = {s: store.schema.feedback_kind(s).value for s in probs}
     metrics = feedback_metrics(probs, labels, kinds, prefix=f"{role}/")
-    if "played_ratio" in probs:  # AUC of "played at least half" = "not skipped": scored by 1 - P(skip)
+    if "played_ratio" in probs and skip_prob is not None:
         y = labels["played_ratio"]
         y = np.where(np.isnan(y), np.nan, (y >= CONTINUOUS_AUC_THRESHOLD).astype(np.float64))
-        metrics[f"{role}/FP_AUC/played_ratio"] = roc_auc(1.0 - store["skip_prob"][rows].astype(np.float64), y)
+        metrics[f"{role}/FP_AUC/played_ratio"] = roc_auc(1.0 - np.asarray(skip_prob, dtype=np.float64), y)
     return metrics
 
 
@@ -260,7 +278,7 @@ def true_item_log_probs(
     item_table = store.item_table()
     ext_item = np.zeros(store.n_items + 1, dtype=np.int64)
     ext_item[item_table.column("item_index").to_numpy()] = item_table.column("item_id").to_numpy()
-    surface_code = _world_codes(store, "surface", world.surfaces)  # store code -> world surface index
+    surface_code = world_codes(store, "surface", world.surfaces)  # store code -> world surface index
     all_items = np.asarray(store.items, dtype=np.int64)
     surf_all = surface_code[np.asarray(store["surface"], dtype=np.int64)]  # (E,) world surface index
 
@@ -286,7 +304,7 @@ def true_item_log_probs(
     return logp, ent, kind
 
 
-def _world_codes(store: SequenceStore, column: str, names: list[str]) -> np.ndarray:
+def world_codes(store: SequenceStore, column: str, names: list[str]) -> np.ndarray:
     """(n_vocab + 1,) map from the store's codes of ``column`` (1..n, 0 unused) to indices into ``names``."""
     vocab = store.vocab(column)
     lookup = {n: i for i, n in enumerate(names)}

@@ -10,7 +10,7 @@ import pytest
 
 from argusrec.data.schema import DatasetSchema
 from argusrec.data.simulator import RECOMMENDATION, SEARCH, SimulationConfig, organic_distribution
-from argusrec.data.splits import Split, temporal_cutoffs, temporal_split
+from argusrec.data.splits import Split, temporal_split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.oracle import (
@@ -23,18 +23,8 @@ from argusrec.eval.oracle import (
     popularity_feedback_metrics,
     true_item_log_probs,
 )
-from argusrec.recipes.data import simulate
 
 SIGNALS = ("played_ratio", "skip", "like", "dislike")
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[SequenceStore, Split]:
-    out = tmp_path_factory.mktemp("oracle") / "sim"
-    simulate(SimulationConfig(n_events=30_000, seed=3), out, progress=False)
-    store = SequenceStore.open(out)
-    cut = temporal_cutoffs(store, test_fraction=0.2, valid_fraction=0.1)
-    return store, temporal_split(store, test_start=cut.test_start, valid_start=cut.valid_start)
 
 
 # ---------------------------------------------------------------------- hand-built cases
