@@ -795,7 +795,7 @@ def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
     if ref and ref["metrics"]:
         m = ref["metrics"]
         h = m.get("user_fit/half_life_days")
-        tried = sorted(k.rsplit("/", 1)[1] for k in m if k.startswith("user_fit/valid_mean_AUC/"))
+        tried = sorted((k.rsplit("/", 1)[1] for k in m if k.startswith("user_fit/valid_mean_AUC/")), key=float)
         lines += [
             "",
             f"{USER_FIT} (a reference, not a trained model; `argusrec/eval/user_fit.py`): given the simulator's item "
