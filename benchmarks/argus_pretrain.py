@@ -74,6 +74,7 @@ SIM = "simulated"
 PLOT = ROOT / "docs" / "argus_scaling.png"
 PARTS = ("quality", "ablation", "scaling", "reference", "movielens")
 USER_FIT = "user-fit"
+KNOWN_TASTE = "known-taste"
 QUALITY_PRESET = "argus-3m"
 POSITIVE = "like"
 MOVIELENS = {"ml-100k": "ml-100k", "ml-latest-small": "ml-latest-small"}
@@ -277,25 +278,45 @@ class Bench:
             )
         )
 
-    def user_fit(self, dataset: str, data: Path, preset: str) -> None:
-        """The user-fit FP reference (argusrec/eval/user_fit.py) of a simulated dataset, once per data path."""
+    def references(self, dataset: str, data: Path, preset: str) -> None:
+        """The FP references of a simulated dataset (argusrec/eval/user_fit.py), each once per data path:
+        ``user-fit`` (the items known, the users fitted from their history) and ``known-taste`` (the oracle's
+        feedback model with a stale or static true taste)."""
         from argusrec.config import load_config
         from argusrec.data.store import SequenceStore
         from argusrec.eval.oracle import gap_closure_metrics
-        from argusrec.eval.user_fit import user_fit_feedback_metrics
+        from argusrec.eval.user_fit import known_taste_feedback_metrics, user_fit_feedback_metrics
         from argusrec.recipes.train import make_split
 
-        existing = next((r for r in self.records if r["dataset"] == dataset and r["model"] == USER_FIT), None)
         ctx = self.context.get(dataset, {})
-        if (existing is not None and existing.get("data", {}).get("path_name") == data.name) or "oracle" not in ctx:
+        if "oracle" not in ctx:
             return
         store = SequenceStore.open(data)
         split = make_split(store, load_config(preset, [f"data.path={data}"]))
-        t = time.perf_counter()
-        m = user_fit_feedback_metrics(store, split)
-        m.update(gap_closure_metrics(m, ctx["popularity"], ctx["oracle"], names=("FP_AUC", "FP_NE")))
-        print(f"[{dataset}] user-fit reference in {time.perf_counter() - t:.1f} s", flush=True)
-        self.put(self.record(dataset, USER_FIT, m, time.perf_counter() - t, data=_data_info(store), split=ctx["split"]))
+
+        def closure(m: dict) -> dict:
+            return gap_closure_metrics(m, ctx["popularity"], ctx["oracle"], names=("FP_AUC", "FP_NE"))
+
+        if not self._has(dataset, KNOWN_TASTE, data):
+            t = time.perf_counter()
+            m = {}
+            for variant, vm in known_taste_feedback_metrics(store, split, "test").items():
+                m.update({f"{variant}/{k}": v for k, v in {**vm, **closure(vm)}.items()})
+            self.put(self.record(dataset, KNOWN_TASTE, m, time.perf_counter() - t, data=_data_info(store)))
+        if not self._has(dataset, USER_FIT, data):
+            t = time.perf_counter()
+            m = user_fit_feedback_metrics(store, split)
+            m.update(closure(m))
+            print(f"[{dataset}] user-fit reference in {time.perf_counter() - t:.1f} s", flush=True)
+            rec = self.record(dataset, USER_FIT, m, time.perf_counter() - t, data=_data_info(store), split=ctx["split"])
+            self.put(rec)
+
+    def _has(self, dataset: str, model: str, data: Path) -> bool:
+        """A record of ``model`` on ``dataset`` computed from the data at ``data`` (same folder name)."""
+        return any(
+            r["dataset"] == dataset and r["model"] == model and r.get("data", {}).get("path_name") == data.name
+            for r in self.records
+        )
 
     # -------------------------------------------------------------- one training run
     def plan(
@@ -532,7 +553,7 @@ class Bench:
                         SIM, data, preset, preset, "simplified", shape, epochs=epochs, budget_s=self.args.scaling_budget
                     )
             if "reference" in only:
-                self.user_fit(SIM, data, q)
+                self.references(SIM, data, q)
         if "movielens" in only:
             shared = Path(self.args.shared_data)
             for name in MOVIELENS:
@@ -698,6 +719,7 @@ def markdown(records: list[dict]) -> str:
             )
         lines.append("")
         lines += _fp_table(by, pop, orc)
+        lines += _taste_table(by, pop, orc)
         lines += _nip_table(by, pop, orc)
         lines += _ablation_table(by)
         lines += _variants_table(by)
@@ -807,6 +829,45 @@ def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
             "histories support when the items are known; a model can beat it (by tracking the taste's drift or "
             "reading the same day's events) or fall short of it (it must learn the items too).",
         ]
+    return [*lines, ""]
+
+
+def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
+    """Test FP AUC gap closed from the oracle down: stale or static true tastes, the user-fit reference, the models."""
+    known = by.get((SIM, KNOWN_TASTE))
+    if not (known and known["metrics"] and pop and orc):
+        return []
+    km = known["metrics"]
+    variants = sorted({k.split("/", 1)[0] for k in km if k.startswith("taste-")}, key=lambda v: float(v[6:-1]))
+    rows: list[tuple[str, dict, str]] = [("oracle: the true taste of each event's day", orc["metrics"], "")]
+    for v in variants:
+        rows.append((f"the true taste {v[6:-1]} days before the period's first day", km, f"{v}/"))
+    rows.append(("the true static core of the taste (no drift)", km, "core/"))
+    ref = by.get((SIM, USER_FIT))
+    if ref and ref["metrics"]:
+        rows.append((f"{USER_FIT}: the taste fitted from the user's history, items known", ref["metrics"], ""))
+    for model in ("argus-simplified", "argus-full"):
+        r = by.get((SIM, model))
+        if r and r["metrics"]:
+            rows.append((f"{model} ({_run_label(r)})", r["metrics"], ""))
+    signals = _signals(orc, pop)
+    lines = [
+        "#### What knowing the user's taste is worth (test FP AUC, share of the popularity-to-oracle gap closed)",
+        "",
+        "Every row but the models uses the simulator's true item side and feedback constants and the users' true",
+        "feedback offsets; only the taste differs (`known_taste_feedback_metrics`, `user_fit_feedback_metrics`).",
+        "",
+        f"| predictor | {' | '.join(signals)} |",
+        "|---|" + "---:|" * len(signals),
+    ]
+    pm, om = pop["metrics"], orc["metrics"]
+    for label, m, prefix in rows:
+        cells = []
+        for s in signals:
+            key = f"test/FP_AUC/{s}"
+            value, p, o = m.get(f"{prefix}{key}"), pm.get(key), om.get(key)
+            cells.append(_pct(None if None in (value, p, o) or o == p else (value - p) / (o - p)))
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     return [*lines, ""]
 
 

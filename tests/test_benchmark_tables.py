@@ -285,3 +285,21 @@ def test_the_feedback_table_shows_the_user_fit_reference_without_an_aim_verdict(
     assert "argus-simplified: FP AUC gap closed like 50% — misses" in text
     assert "user-fit: FP AUC" not in text  # a reference gets no verdict on the aim
     assert "half-life 28 days, chosen on validation among 28, inf" in text
+
+
+def test_the_taste_table_places_each_predictor_in_the_popularity_to_oracle_gap() -> None:
+    import argus_pretrain as ap
+
+    def rec(model: str, metrics: dict) -> dict:
+        return {"dataset": ap.SIM, "model": model, "metrics": metrics}
+
+    known = {"taste-0d/test/FP_AUC/like": 0.78, "taste-7d/test/FP_AUC/like": 0.7, "core/test/FP_AUC/like": 0.75}
+    by = {(ap.SIM, ap.KNOWN_TASTE): rec(ap.KNOWN_TASTE, known), (ap.SIM, ap.USER_FIT): rec(ap.USER_FIT, {})}
+    text = "\n".join(
+        ap._taste_table(by, rec("popularity", {"test/FP_AUC/like": 0.6}), rec("oracle", {"test/FP_AUC/like": 0.8}))
+    )
+    assert "| oracle: the true taste of each event's day | 100% |" in text
+    assert "| the true taste 0 days before the period's first day | 90% |" in text
+    assert "| the true taste 7 days before the period's first day | 50% |" in text
+    assert "| the true static core of the taste (no drift) | 75% |" in text
+    assert "user-fit" not in text  # no metrics, no row

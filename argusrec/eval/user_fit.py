@@ -22,13 +22,17 @@ start); and it knows what no model is told (the items' true vectors). What it me
 popularity-to-oracle gap the users' own histories support when the items are known, i.e. how much of a
 model's shortfall is the user side (inferring taste from a finite, drifting history) rather than the item side.
 
+:func:`known_taste_feedback_metrics` places the oracle's own ingredient on the same scale: the oracle's feedback
+model with the users' true offsets and a *stale* true taste (some days before the period starts) or the taste's
+static core, so that the distance from the user-fit reference to the oracle can be split into estimation and drift.
+
 Letters: n events, U users, d taste dimension.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,7 +45,15 @@ from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.oracle import expected_played_ratio, open_world, score_feedback, world_codes
 
-__all__ = ["HALF_LIVES", "UserFit", "WorldEvents", "fit_users", "user_fit_feedback_metrics", "world_events"]
+__all__ = [
+    "HALF_LIVES",
+    "UserFit",
+    "WorldEvents",
+    "fit_users",
+    "known_taste_feedback_metrics",
+    "user_fit_feedback_metrics",
+    "world_events",
+]
 
 #: Half-lives (days) tried on the validation period; None = every earlier event weighs the same.
 HALF_LIVES: tuple[float | None, ...] = (None, 28.0, 14.0, 7.0)
@@ -295,4 +307,39 @@ def user_fit_feedback_metrics(
     out.update(valid)
     out.update(_fit_and_score(store, split, "test", world, h, max_iter))
     out["user_fit/half_life_days"] = h
+    return out
+
+
+def known_taste_feedback_metrics(
+    store: SequenceStore,
+    split: Split,
+    role: EvalRole,
+    world: World | None = None,
+    *,
+    days_before: Sequence[float] = (0.0, 7.0),
+) -> dict[str, dict[str, float]]:
+    """What knowing a user's taste is worth: the oracle's feedback model with the true offsets and a stale taste.
+
+    Variants (``{variant: FP metrics of the period}``, the oracle's keys): ``taste-<k>d`` uses every user's true
+    taste ``k`` days before the period's first day (k = 0: the taste at the period's start, missing only the
+    drift during the period); ``core`` uses the taste's static core (no drift at all). The oracle itself is the
+    true taste of each event's day. Between these and :func:`user_fit_feedback_metrics` lies the cost of
+    estimating the taste from the history.
+    """
+    world = open_world(store) if world is None else world
+    targets = split.targets(role)
+    ev = world_events(store, world, targets.index)
+    ext_user = np.asarray(store.user_table().column("user_id").to_numpy(), dtype=np.int64)
+    params = world.user_params(ext_user[ev.user.numpy()] - 1)  # one row per event
+    n = len(targets)
+    offsets = torch.from_numpy(np.stack([params.skip_bias, params.like_bias, params.dislike_bias], axis=1))
+    per_event = replace(ev, user=torch.arange(n))  # "user" k = event k
+    first_day = float(ev.day.min()) if n else 0.0
+    tastes = {f"taste-{k:g}d": taste_at(params, np.arange(n), np.full(n, first_day - k)) for k in days_before}
+    tastes["core"] = params.core
+    out: dict[str, dict[str, float]] = {}
+    for name, taste in tastes.items():
+        fit = UserFit(torch.from_numpy(np.asarray(taste, dtype=np.float32)), offsets.float())
+        probs = fit.probabilities(world, per_event)
+        out[name] = score_feedback(store, targets.index, probs, role, skip_prob=probs["skip"])
     return out

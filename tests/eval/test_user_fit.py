@@ -14,7 +14,13 @@ from argusrec.data.splits import Split, temporal_split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.oracle import open_world, oracle_feedback_metrics, popularity_feedback_metrics, true_feedback
-from argusrec.eval.user_fit import UserFit, fit_users, user_fit_feedback_metrics, world_events
+from argusrec.eval.user_fit import (
+    UserFit,
+    fit_users,
+    known_taste_feedback_metrics,
+    user_fit_feedback_metrics,
+    world_events,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIGNALS = ("played_ratio", "skip", "like", "dislike")
@@ -91,3 +97,16 @@ def test_the_reference_refuses_data_without_the_simulators_signals() -> None:
     split = temporal_split(store, test_start=1)
     with pytest.raises(ArgusrecError, match=r"missing \['skip', 'dislike', 'played_ratio'\]"):
         user_fit_feedback_metrics(store, split)
+
+
+def test_a_staler_true_taste_predicts_worse(sim: tuple[SequenceStore, Split]) -> None:
+    store, split = sim
+    known = known_taste_feedback_metrics(store, split, "test", days_before=(0.0, 14.0))
+    orc = oracle_feedback_metrics(store, split, "test")
+    assert set(known) == {"taste-0d", "taste-14d", "core"}
+
+    def mean_auc(m: dict[str, float]) -> float:
+        return float(np.mean([m[f"test/FP_AUC/{s}"] for s in SIGNALS]))
+
+    assert mean_auc(orc) > mean_auc(known["taste-0d"]) > mean_auc(known["taste-14d"])
+    assert all(known["core"][f"test/FP_count/{s}"] == orc[f"test/FP_count/{s}"] for s in SIGNALS)
