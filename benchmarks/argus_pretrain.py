@@ -841,7 +841,9 @@ def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
     variants = sorted({k.split("/", 1)[0] for k in km if k.startswith("taste-")}, key=lambda v: float(v[6:-1]))
     rows: list[tuple[str, dict, str]] = [("oracle: the true taste of each event's day", orc["metrics"], "")]
     for v in variants:
-        rows.append((f"the true taste {v[6:-1]} days before the period's first day", km, f"{v}/"))
+        days = float(v[6:-1])
+        when = f"{v[6:-1]} days before the period's first day" if days else "on the period's first day (no later drift)"
+        rows.append((f"the true taste {when}", km, f"{v}/"))
     rows.append(("the true static core of the taste (no drift)", km, "core/"))
     ref = by.get((SIM, USER_FIT))
     if ref and ref["metrics"]:
@@ -854,8 +856,9 @@ def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
     lines = [
         "#### What knowing the user's taste is worth (test FP AUC, share of the popularity-to-oracle gap closed)",
         "",
-        "Every row but the models uses the simulator's true item side and feedback constants and the users' true",
-        "feedback offsets; only the taste differs (`known_taste_feedback_metrics`, `user_fit_feedback_metrics`).",
+        "Every row but the models uses the simulator's true item side and feedback constants; the oracle and the",
+        "true-taste rows also use the users' true feedback offsets, which user-fit estimates along with the taste",
+        "(`known_taste_feedback_metrics`, `user_fit_feedback_metrics`).",
         "",
         f"| predictor | {' | '.join(signals)} |",
         "|---|" + "---:|" * len(signals),

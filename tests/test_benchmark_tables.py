@@ -299,7 +299,7 @@ def test_the_taste_table_places_each_predictor_in_the_popularity_to_oracle_gap()
         ap._taste_table(by, rec("popularity", {"test/FP_AUC/like": 0.6}), rec("oracle", {"test/FP_AUC/like": 0.8}))
     )
     assert "| oracle: the true taste of each event's day | 100% |" in text
-    assert "| the true taste 0 days before the period's first day | 90% |" in text
+    assert "| the true taste on the period's first day (no later drift) | 90% |" in text
     assert "| the true taste 7 days before the period's first day | 50% |" in text
     assert "| the true static core of the taste (no drift) | 75% |" in text
-    assert "user-fit" not in text  # no metrics, no row
+    assert "| user-fit:" not in text  # no metrics, no row
