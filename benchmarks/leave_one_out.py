@@ -160,16 +160,21 @@ def _variants(runs: list[dict]) -> list[tuple[str, list[dict]]]:
     unchanged) describes the older code. The preset as it is now, on the current code, first; then the others
     newest first (by their newest run's date, then, within a day, by the order the records were written).
 
+    A run of a seed that a later run of the same seed and version repeats (a re-run, e.g. with a longer time
+    limit) is left out: the later one stands for that seed.
+
     Returns (label suffix, runs) pairs; the suffix is empty when all runs share one version.
     """
     groups: dict[tuple[str | None, str | None], list[dict]] = {}
     written: dict[tuple[str | None, str | None], int] = {}  # each group's latest position in ``runs``
     for i, r in enumerate(runs):
         key = (r.get("preset_digest"), r.get("code_before"))
-        groups.setdefault(key, []).append(r)
+        group = groups.setdefault(key, [])
+        group[:] = [g for g in group if g["seed"] != r["seed"]]
+        group.append(r)
         written[key] = i
     if len(groups) == 1 and next(iter(groups))[1] is None:
-        return [("", runs)]
+        return [("", next(iter(groups.values())))]
     current = (preset_digest(runs[0]["model"], runs[0]["dataset"]), None)
     newest = {g: max(str(r.get("date") or "") for r in groups[g]) for g in groups}
     order = sorted(groups, key=lambda g: (g == current, newest[g], written[g]), reverse=True)

@@ -303,3 +303,11 @@ def test_the_taste_table_places_each_predictor_in_the_popularity_to_oracle_gap()
     assert "| the true taste 7 days before the period's first day | 50% |" in text
     assert "| the true static core of the taste (no drift) | 75% |" in text
     assert "| user-fit:" not in text  # no metrics, no row
+
+
+def test_a_rerun_of_the_same_seed_and_preset_stands_for_that_seed() -> None:
+    first = _run(0, 0.03, "abc", "2026-11-24") | {"dataset": "ml-100k", "stopped_by_time_limit": True}
+    other_seed = _run(1, 0.05, "abc", "2026-11-24") | {"dataset": "ml-100k"}
+    rerun = _run(0, 0.04, "abc", "2026-11-24") | {"dataset": "ml-100k"}
+    groups = loo._variants([first, other_seed, rerun])
+    assert [[r["metrics"]["test/NDCG@10"] for r in runs] for _, runs in groups] == [[0.05, 0.04]]
