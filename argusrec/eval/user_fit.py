@@ -5,20 +5,22 @@ what every item is (its genre centroid ``c_g``, its vector ``e_i`` and quality `
 (the taste ``u(t)`` and three feedback offsets). The oracle (:mod:`argusrec.eval.oracle`) knows both, exactly,
 at the event's time. This reference sits between: it is **given the item side and every constant** of the
 feedback model (slopes, surface and device offsets, the affinity ``a = A_g tanh(<u, c_g>/s_g) + A_e tanh(<u,
-e_i>/s_e) + q_i``) and **estimates each user's taste and skip / like / dislike offsets** from that user's feedback
-before the scored period, by maximum a posteriori:
+e_i>/s_e) + q_i``) and **estimates each user's taste and skip / like / dislike offsets** from that user's earlier
+feedback, by maximum a posteriori, refitted before each day of the scored period (warm-started from the day
+before) and used for that day's events:
 
 * likelihood of each earlier event: skip ~ Bernoulli(sigmoid(skip logit)); if not skipped, like ~ like|play and
   full play (``played_ratio == 1``) ~ full-play probability; if skipped, dislike ~ dislike|skip;
-* each event weighs ``0.5 ** (age / half_life)`` (age in days before the period starts): the true taste drifts
+* each event weighs ``0.5 ** (age / half_life)`` (age in days before the scored day starts): the true taste drifts
   (a sinusoid of 20-120 days), which a single static taste can only follow by forgetting;
-* prior: the population's taste distribution at the period's start (mean and covariance over all simulated users,
+* prior: the population's taste distribution on the scored day (mean and covariance over all simulated users,
   a Gaussian) and the configured spreads of the user offsets (mean 0).
 
 Its half-life is chosen on the validation period's mean FP AUC (:func:`user_fit_feedback_metrics`), and the test
-period is then scored with a refit on everything before it. It is a **reference, not a bound**: a model could
-beat it by tracking the drift or by reading the period's own earlier events (the fit stops at the period's
-start); and it knows what no model is told (the items' true vectors). What it measures is how much of the
+period is then scored the same way with that half-life. Only the users with events in the scored period are
+fitted. It is a **reference, not a bound**: a model could beat it by tracking the drift or by reading the same
+day's earlier events (the day's fit stops at midnight); and it knows what no model is told (the items' true
+vectors). What it measures is how much of the
 popularity-to-oracle gap the users' own histories support when the items are known, i.e. how much of a
 model's shortfall is the user side (inferring taste from a finite, drifting history) rather than the item side.
 
