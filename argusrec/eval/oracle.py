@@ -67,6 +67,7 @@ __all__ = [
     "score_feedback",
     "true_feedback",
     "world_codes",
+    "world_ids",
 ]
 
 #: Binary feedback signal -> the simulator's truth column holding its true probability.
@@ -274,10 +275,7 @@ def true_item_log_probs(
     """
     rows = np.asarray(rows, dtype=np.int64)
     users = np.asarray(users, dtype=np.int64)
-    ext_user = np.asarray(store.user_table().column("user_id").to_numpy(), dtype=np.int64)
-    item_table = store.item_table()
-    ext_item = np.zeros(store.n_items + 1, dtype=np.int64)
-    ext_item[item_table.column("item_index").to_numpy()] = item_table.column("item_id").to_numpy()
+    ext_user, ext_item = world_ids(store)
     surface_code = world_codes(store, "surface", world.surfaces)  # store code -> world surface index
     all_items = np.asarray(store.items, dtype=np.int64)
     surf_all = surface_code[np.asarray(store["surface"], dtype=np.int64)]  # (E,) world surface index
@@ -302,6 +300,19 @@ def true_item_log_probs(
     if org.size:
         logp[org], ent[org] = _organic_terms(world, ext_user[users[org]], ts[org], items0[org])
     return logp, ent, kind
+
+
+def world_ids(store: SequenceStore) -> tuple[np.ndarray, np.ndarray]:
+    """The simulator's external ids of the store's indices: ``(user (U,), item (n_items + 1,))`` int64.
+
+    ``user[u]`` is the id of store user u and ``item[i]`` that of store item i (0 = padding); the world's
+    0-based indices are these ids minus one.
+    """
+    ext_user = np.asarray(store.user_table().column("user_id").to_numpy(), dtype=np.int64)
+    item_table = store.item_table()
+    ext_item = np.zeros(store.n_items + 1, dtype=np.int64)
+    ext_item[item_table.column("item_index").to_numpy()] = item_table.column("item_id").to_numpy()
+    return ext_user, ext_item
 
 
 def world_codes(store: SequenceStore, column: str, names: list[str]) -> np.ndarray:

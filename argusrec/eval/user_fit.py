@@ -42,10 +42,10 @@ import torch
 
 from argusrec.data.batching import concat_aranges
 from argusrec.data.simulator import SECONDS_PER_DAY, World, event_day, taste_at
-from argusrec.data.splits import EvalRole, Split
+from argusrec.data.splits import EvalRole, EvalTargets, Split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
-from argusrec.eval.oracle import expected_played_ratio, open_world, score_feedback, world_codes
+from argusrec.eval.oracle import expected_played_ratio, open_world, score_feedback, world_codes, world_ids
 
 __all__ = [
     "HALF_LIVES",
@@ -80,6 +80,13 @@ class WorldEvents:
     day: np.ndarray
     timestamp: np.ndarray
 
+    def take(self, index: np.ndarray) -> WorldEvents:
+        """The events at positions ``index`` (k,) int64 of these."""
+        idx = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        names = ("user", "centroid", "vector", "quality", "skip_offset", "like_offset")
+        tensors = {f: getattr(self, f)[idx] for f in names}
+        return WorldEvents(**tensors, day=self.day[index], timestamp=self.timestamp[index])
+
 
 def world_events(
     store: SequenceStore, world: World, rows: np.ndarray, user_slot: np.ndarray | None = None
@@ -89,10 +96,7 @@ def world_events(
     ``user_slot`` (U,): the fitted row of each store user (default: the store's user index).
     """
     rows = np.asarray(rows, dtype=np.int64)
-    item_table = store.item_table()
-    ext_item = np.zeros(store.n_items + 1, dtype=np.int64)
-    ext_item[item_table.column("item_index").to_numpy()] = item_table.column("item_id").to_numpy()
-    items0 = ext_item[np.asarray(store.items[rows], dtype=np.int64)] - 1
+    items0 = world_ids(store)[1][np.asarray(store.items[rows], dtype=np.int64)] - 1
     surf = world_codes(store, "surface", world.surfaces)[np.asarray(store["surface"][rows], dtype=np.int64)]
     dev = world_codes(store, "device", world.devices)[np.asarray(store["device"][rows], dtype=np.int64)]
     cfg = world.config
@@ -238,44 +242,60 @@ def _population_prior(world: World, day: float) -> tuple[np.ndarray, np.ndarray]
     return u.mean(axis=0), np.cov(u, rowvar=False)
 
 
-def _fit_and_score(
-    store: SequenceStore,
-    split: Split,
-    role: EvalRole,
-    world: World,
-    half_life: float | None,
-    max_iter: int,
-) -> dict[str, float]:
-    """Score ``role``'s period day by day, each day with a fit on every earlier row (weighted by ``half_life``)."""
+@dataclass(frozen=True)
+class _Period:
+    """A scored period in the world's terms, built once and shared by every half-life's fits.
+
+    ``history``: the scored users' rows before the period, then the period's own rows (a day's fit takes those
+    before the day), with their ``labels``; ``scored``: the period's targets; ``n_users``: the users fitted.
+    """
+
+    targets: EvalTargets
+    n_users: int
+    history: WorldEvents
+    labels: dict[str, np.ndarray]
+    scored: WorldEvents
+
+
+def _period(store: SequenceStore, split: Split, role: EvalRole, world: World) -> _Period:
     targets = split.targets(role)
-    ts_all = np.asarray(store.timestamps, dtype=np.int64)
-    t_targets = ts_all[targets.index]
-    day0 = world.config.start_timestamp
-    days = np.unique((t_targets - day0) // SECONDS_PER_DAY)
-    # only the users scored in the period are fitted, user u in row slot[u]
-    scored = np.unique(targets.user)
+    scored = np.unique(targets.user)  # only these users are fitted, store user u in row slot[u]
     slot = np.full(store.n_users, -1, dtype=np.int64)
     slot[scored] = np.arange(len(scored))
     lo, _ = split.target_range(role)
     start = split.offsets[:-1][scored]
-    pre = concat_aranges(start, lo[scored] - start)  # their rows before the period
+    rows = np.concatenate([concat_aranges(start, lo[scored] - start), targets.index])
+    labels = {s: np.asarray(store[s][rows], dtype=np.float32) for s in _SIGNALS}
+    return _Period(
+        targets=targets,
+        n_users=len(scored),
+        history=world_events(store, world, rows, slot),
+        labels=labels,
+        scored=world_events(store, world, targets.index, slot),
+    )
+
+
+def _fit_and_score(
+    store: SequenceStore, period: _Period, role: EvalRole, world: World, half_life: float | None, max_iter: int
+) -> dict[str, float]:
+    """Score the period day by day, each day with a fit on every earlier row (weighted by ``half_life``)."""
     fit: UserFit | None = None
-    probs: dict[str, np.ndarray] = {s: np.full(len(targets), np.nan) for s in _SIGNALS}
-    for day in days:
-        t0 = day0 + int(day) * SECONDS_PER_DAY
-        # the rows before the period, then the period's rows of earlier days
-        before = np.sort(np.concatenate([pre, targets.index[t_targets < t0]]))
-        ev = world_events(store, world, before, slot)
+    n = len(period.targets)
+    probs: dict[str, np.ndarray] = {s: np.full(n, np.nan) for s in _SIGNALS}
+    for day in np.unique(period.scored.day):
+        t0 = world.config.start_timestamp + int(day) * SECONDS_PER_DAY
+        earlier = np.flatnonzero(period.history.timestamp < t0)
+        ev = period.history.take(earlier)
         weights = None
         if half_life is not None:
-            weights = 0.5 ** (np.maximum(t0 - ev.timestamp, 0) / SECONDS_PER_DAY / half_life)
+            weights = 0.5 ** ((t0 - ev.timestamp) / SECONDS_PER_DAY / half_life)
         mean, cov = _population_prior(world, float(day))
-        labels = {s: np.asarray(store[s][before], dtype=np.float32) for s in _SIGNALS}
-        fit = fit_users(world, ev, labels, len(scored), mean, cov, weights=weights, max_iter=max_iter, init=fit)
-        today = np.flatnonzero((t_targets - day0) // SECONDS_PER_DAY == day)
-        for s, p in fit.probabilities(world, world_events(store, world, targets.index[today], slot)).items():
+        labels = {s: v[earlier] for s, v in period.labels.items()}
+        fit = fit_users(world, ev, labels, period.n_users, mean, cov, weights=weights, max_iter=max_iter, init=fit)
+        today = np.flatnonzero(period.scored.day == day)
+        for s, p in fit.probabilities(world, period.scored.take(today)).items():
             probs[s][today] = p
-    return score_feedback(store, targets.index, probs, role, skip_prob=probs["skip"])
+    return score_feedback(store, period.targets.index, probs, role, skip_prob=probs["skip"])
 
 
 def user_fit_feedback_metrics(
@@ -298,16 +318,17 @@ def user_fit_feedback_metrics(
     world = open_world(store) if world is None else world
     out: dict[str, Any] = {}
     best: tuple[float, float | None, dict[str, float]] | None = None
+    valid = _period(store, split, "valid", world)
     for h in half_lives:
-        m = _fit_and_score(store, split, "valid", world, h, max_iter)
+        m = _fit_and_score(store, valid, "valid", world, h, max_iter)
         auc = float(np.nanmean([m[f"valid/FP_AUC/{s}"] for s in _SIGNALS]))
         out[f"user_fit/valid_mean_AUC/{'inf' if h is None else f'{h:g}'}"] = auc
         if best is None or auc > best[0]:
             best = (auc, h, m)
     assert best is not None, "half_lives is empty"
-    _, h, valid = best
-    out.update(valid)
-    out.update(_fit_and_score(store, split, "test", world, h, max_iter))
+    _, h, chosen = best
+    out.update(chosen)
+    out.update(_fit_and_score(store, _period(store, split, "test", world), "test", world, h, max_iter))
     out["user_fit/half_life_days"] = h
     return out
 
@@ -331,8 +352,7 @@ def known_taste_feedback_metrics(
     world = open_world(store) if world is None else world
     targets = split.targets(role)
     ev = world_events(store, world, targets.index)
-    ext_user = np.asarray(store.user_table().column("user_id").to_numpy(), dtype=np.int64)
-    params = world.user_params(ext_user[ev.user.numpy()] - 1)  # one row per event
+    params = world.user_params(world_ids(store)[0][ev.user.numpy()] - 1)  # one row per event
     n = len(targets)
     offsets = torch.from_numpy(np.stack([params.skip_bias, params.like_bias, params.dislike_bias], axis=1))
     per_event = replace(ev, user=torch.arange(n))  # "user" k = event k
