@@ -255,8 +255,8 @@ class Bench:
             )
         if not oracle:
             return
-        existing = next((r for r in self.records if r["dataset"] == dataset and r["model"] == "oracle"), None)
-        if existing is not None and existing.get("data", {}).get("path_name") == data.name:
+        existing = self._record_of(dataset, "oracle", data)
+        if existing is not None:
             ctx["oracle"] = existing["metrics"]
             return
         t = time.perf_counter()
@@ -297,13 +297,13 @@ class Bench:
         def closure(m: dict) -> dict:
             return gap_closure_metrics(m, ctx["popularity"], ctx["oracle"], names=("FP_AUC", "FP_NE"))
 
-        if not self._has(dataset, KNOWN_TASTE, data):
+        if self._record_of(dataset, KNOWN_TASTE, data) is None:
             t = time.perf_counter()
             m = {}
             for variant, vm in known_taste_feedback_metrics(store, split, "test").items():
                 m.update({f"{variant}/{k}": v for k, v in {**vm, **closure(vm)}.items()})
             self.put(self.record(dataset, KNOWN_TASTE, m, time.perf_counter() - t, data=_data_info(store)))
-        if not self._has(dataset, USER_FIT, data):
+        if self._record_of(dataset, USER_FIT, data) is None:
             t = time.perf_counter()
             m = user_fit_feedback_metrics(store, split)
             m.update(closure(m))
@@ -311,11 +311,15 @@ class Bench:
             rec = self.record(dataset, USER_FIT, m, time.perf_counter() - t, data=_data_info(store), split=ctx["split"])
             self.put(rec)
 
-    def _has(self, dataset: str, model: str, data: Path) -> bool:
-        """A record of ``model`` on ``dataset`` computed from the data at ``data`` (same folder name)."""
-        return any(
-            r["dataset"] == dataset and r["model"] == model and r.get("data", {}).get("path_name") == data.name
-            for r in self.records
+    def _record_of(self, dataset: str, model: str, data: Path) -> dict | None:
+        """The record of ``model`` on ``dataset`` computed from the data at ``data`` (same folder name), if any."""
+        return next(
+            (
+                r
+                for r in self.records
+                if r["dataset"] == dataset and r["model"] == model and r.get("data", {}).get("path_name") == data.name
+            ),
+            None,
         )
 
     # -------------------------------------------------------------- one training run
@@ -834,6 +838,8 @@ def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
 
 def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
     """Test FP AUC gap closed from the oracle down: stale or static true tastes, the user-fit reference, the models."""
+    from argusrec.eval.oracle import gap_closed
+
     known = by.get((SIM, KNOWN_TASTE))
     if not (known and known["metrics"] and pop and orc):
         return []
@@ -869,7 +875,7 @@ def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
         for s in signals:
             key = f"test/FP_AUC/{s}"
             value, p, o = m.get(f"{prefix}{key}"), pm.get(key), om.get(key)
-            cells.append(_pct(None if None in (value, p, o) or o == p else (value - p) / (o - p)))
+            cells.append(_pct(None if None in (value, p, o) else gap_closed(value, p, o)))
         lines.append(f"| {label} | {' | '.join(cells)} |")
     return [*lines, ""]
 
