@@ -187,6 +187,14 @@ class TrainConfig(_Config):
         "input, the loss at the last position only (prefix augmentation, close to the BSARec / DuoRec code, see the "
         "bsarec presets): more encoder work (about 7x on Amazon Beauty), needed by model.kind: bsarec",
     )
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="keep an exponential moving average of the weights with this decay per optimizer step (e.g. "
+        "0.999; ramped in over the first steps) and validate, keep as best.pt and end with the averaged weights "
+        "(argusrec/training/averaging.py); null: the raw weights; single-process runs only",
+    )
     log_every: int = Field(50, ge=1, description="optimizer steps between loss log lines")
     bucket_batches: int | None = Field(
         64,

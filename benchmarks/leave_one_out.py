@@ -138,6 +138,7 @@ DIGEST_NEUTRAL = {
     "model.padding_content": False,
     "train.release_memory_every": 500,
     "train.targets": "all",
+    "train.ema_decay": None,
 }
 
 

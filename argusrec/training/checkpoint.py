@@ -16,6 +16,8 @@ A checkpoint is one ``torch.save`` file holding a dict of tensors and plain valu
     rng               {"python", "numpy", "torch", "cuda"} (see :func:`argusrec.training.device.rng_state`)
     stateful          {name: obj.state_dict()} for the extra objects passed to ``fit``
     config            {"optim": {...}, "train": {...}} as JSON-like dicts
+    average           ("last" only, runs with ``train.ema_decay``) the weight average's state
+                      (:class:`argusrec.training.averaging.WeightAverage`); ``best`` then holds the averaged weights
 
 ``progress.epoch``/``progress.batch`` say where to continue: batch ``batch`` of epoch ``epoch``
 (0-based), i.e. ``batches.epoch(epoch, start_batch=batch)``; ``step`` counts optimizer steps done.
@@ -37,6 +39,7 @@ from torch import nn
 
 from argusrec import __version__
 from argusrec.errors import ArgusrecError
+from argusrec.training.averaging import load_average
 
 FORMAT = "argusrec-checkpoint"
 FORMAT_VERSION = 1
@@ -241,9 +244,14 @@ def check_model_matches(path: str | Path, saved: Mapping[str, torch.Tensor], mod
 
 
 def load_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
-    """Load the weights of a ``last`` or ``best`` checkpoint into ``model``; return the checkpoint's progress."""
+    """Load the weights of a ``last`` or ``best`` checkpoint into ``model``; return the checkpoint's progress.
+
+    A ``last`` checkpoint of a run with ``train.ema_decay`` gives its weight average (what that run validates and
+    returns), not the raw weights it resumes from.
+    """
     ckpt = load_checkpoint(path, model=model)
     model.load_state_dict(ckpt["model"])
+    load_average(ckpt, model)
     return dict(ckpt["progress"])
 
 

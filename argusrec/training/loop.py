@@ -20,6 +20,10 @@ not evaluated (call ``evaluate`` yourself on smoke runs). The lr schedule spans
 ``train.epochs x len(batches)`` steps; ``max_steps`` and early stopping cut it short without
 reshaping it, so a run resumed with a larger ``max_steps`` follows the same lr curve.
 
+With ``train.ema_decay`` (single process only) an exponential moving average of the weights
+(:mod:`argusrec.training.averaging`) is updated after every step: evaluations and ``best.pt`` use it, ``fit``
+ends with the model holding it, and ``last.pt`` carries it beside the raw weights the optimizer continues from.
+
 Under ``torchrun`` (``train.strategy`` ddp / fsdp, see :mod:`argusrec.training.distributed` and
 docs/distributed.md) every rank runs ``fit``: each takes a disjoint, equally long share of every epoch's batches
 (:class:`~argusrec.training.distributed.ShardedBatches`: the last ``len(batches) % world_size`` batches of
@@ -33,6 +37,7 @@ same number of processes).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -50,6 +55,7 @@ from tqdm.auto import tqdm
 from argusrec.config import OptimConfig, TrainConfig
 from argusrec.errors import ArgusrecError
 from argusrec.training import distributed
+from argusrec.training.averaging import WeightAverage
 from argusrec.training.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from argusrec.training.device import (
     autocast,
@@ -259,6 +265,11 @@ def fit(
     if train.num_threads is not None:
         torch.set_num_threads(train.num_threads)
     ctx = distributed.setup(train)
+    if ctx.distributed and train.ema_decay is not None:
+        raise ArgusrecError(
+            f"train.ema_decay={train.ema_decay}: the weight average is kept in single-process runs only, not under "
+            f"{ctx.strategy} with {ctx.world_size} processes; set train.ema_decay=null"
+        )
     par: distributed.Parallel | None = None
     if ctx.distributed:
         device = ctx.device
@@ -282,6 +293,7 @@ def fit(
 
     state = _Progress(batches_per_epoch=steps_per_epoch)
     history: list[dict[str, float]] = []
+    average: WeightAverage | None = None  # train.ema_decay: built below, from the resumed or initial weights
     source = (
         _resume_source(resume, fsdp, last_path, dcp_path)
         if not ctx.distributed
@@ -300,6 +312,11 @@ def fit(
                 ckpt, source, model, optimizer, scheduler, stateful, config, steps_per_epoch,
                 load_states=lambda: par.load_sharded(optimizer, source),
             )  # fmt: skip
+        if train.ema_decay is not None and ckpt.get("average") is not None:
+            average = WeightAverage(model, train.ema_decay)
+            average.load_state_dict(ckpt["average"])
+        elif train.ema_decay is not None:
+            log.warning("%s holds no weight average: the average starts from the resumed weights", source)
         # A larger patience on resume lets an early-stopped run continue; a smaller one stops it.
         state.stopped_early = train.patience is not None and state.bad_evals >= train.patience
         log.info("resuming %s at epoch %d, batch %d, step %d", source, state.epoch, state.batch, state.step)
@@ -309,6 +326,8 @@ def fit(
                 stale.unlink(missing_ok=True)
             distributed.remove_dcp(dcp_path)
         seed_everything(train.seed + ctx.rank)  # ranks draw different dropout masks
+    if train.ema_decay is not None and average is None:
+        average = WeightAverage(model, train.ema_decay)
     window = _Window.from_state(state.window, device) if state.window else _Window()
 
     logs: RunLogs | _NoLogs = (
@@ -354,8 +373,8 @@ def fit(
         last_save = time.perf_counter()
 
     def _last_checkpoint(rng: dict) -> dict:
-        """The single-file ``last`` checkpoint (weights, optimizer, scheduler, progress) with ``rng``."""
-        return make_checkpoint(
+        """The single-file ``last`` checkpoint (weights, optimizer, scheduler, progress, average) with ``rng``."""
+        ckpt = make_checkpoint(
             "last",
             model=model,
             progress=asdict(state),
@@ -366,6 +385,9 @@ def fit(
             stateful=stateful,
             config=config,
         )
+        if average is not None:
+            ckpt["average"] = average.state_dict()
+        return ckpt
 
     def _save_distributed_last() -> None:
         """Every rank's RNG / stateful / window state; DDP: rank 0 writes last.pt; FSDP: all write last.dcp."""
@@ -420,12 +442,17 @@ def fit(
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{row['lr']:.2e}", refresh=False)
         window = _Window()
 
+    def weights_in_use() -> contextlib.AbstractContextManager[None]:
+        """The weights validated and kept as best.pt: the average with train.ema_decay, else the raw ones."""
+        return average.applied(model) if average is not None else contextlib.nullcontext()
+
     def end_of_epoch() -> None:
         epoch = state.epoch
         due = (epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs
         if evaluate is not None and due:
             if par is None:
-                metrics = _run_evaluate(evaluate, model)
+                with weights_in_use():
+                    metrics = _run_evaluate(evaluate, model)
             else:  # every rank evaluates (FSDP gathers weights collectively); rank 0's metrics decide everywhere
                 metrics = par.evaluate(lambda m: _run_evaluate(evaluate, m))
             logs.log_metrics(epoch, state.step, metrics)
@@ -443,9 +470,11 @@ def fit(
                 state.best_metric, state.best_epoch, state.bad_evals = value, epoch, 0
                 best = asdict(state) | {"epoch": epoch + 1, "batch": 0, "window": {}}
                 if par is None:
-                    save_checkpoint(
-                        best_path, make_checkpoint("best", model=model, progress=best, history=history, config=config)
-                    )
+                    with weights_in_use():
+                        save_checkpoint(
+                            best_path,
+                            make_checkpoint("best", model=model, progress=best, history=history, config=config),
+                        )
                 else:
                     weights = par.full_state_dict()  # FSDP: gathered to rank 0 (collective); plain keys
                     if ctx.is_main:
@@ -491,6 +520,8 @@ def fit(
                 window.lr = float(optimizer.param_groups[0]["lr"])  # the lr this update uses, for the log
                 optimizer.step()
                 scheduler.step()
+                if average is not None:
+                    average.update(model)
                 state.step += 1
                 state.batch += 1
                 window.add(loss, n_targets, events, norm)
@@ -519,6 +550,8 @@ def fit(
                 save_last()
                 break
         state.seconds = seconds_before + time.perf_counter() - clock
+        if average is not None:
+            average.copy_to(model)  # the run's result is the average (last.pt keeps the raw weights to resume)
         unlogged = int(window.targets)  # the targets of the last, not yet logged window count too
         if ctx.distributed:
             unlogged = int(distributed.all_reduce_sum([unlogged])[0])
