@@ -207,3 +207,21 @@ def test_user_vectors_batched_by_history_length_equal_full_window_padding(
     with torch.no_grad():
         expected = model(items, valid, ts, query)[:, -1]  # every target padded to the whole window, in order
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_weight_average_is_what_validation_saw_and_what_is_tested(tmp_path: Path, taste_world: Path) -> None:
+    """train.ema_decay: the reported validation equals the best evaluation during training (of the average),
+    which fails if best.pt held the raw weights; evaluate reproduces it from best.pt."""
+    cfg = _config(tmp_path, taste_world, epochs=4, overrides=("train.ema_decay=0.9",))
+    summary = train(cfg, run_dir=tmp_path / "ema", progress=False)
+    best = max(float(r["valid/NDCG@10"]) for r in _metrics_log(tmp_path / "ema"))
+    assert summary["metrics"]["valid/NDCG@10"] == pytest.approx(best, abs=1e-6)
+    again = evaluate_run(tmp_path / "ema", device="cpu")["metrics"]
+    assert again["test/NDCG@10"] == pytest.approx(summary["metrics"]["test/NDCG@10"], abs=1e-6)
+
+
+def _metrics_log(run_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
