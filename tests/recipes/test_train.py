@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -221,7 +222,5 @@ def test_weight_average_is_what_validation_saw_and_what_is_tested(tmp_path: Path
 
 
 def _metrics_log(run_dir: Path) -> list[dict[str, str]]:
-    import csv
-
     with open(run_dir / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
