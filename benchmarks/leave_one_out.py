@@ -18,6 +18,11 @@ epoch cap: ``--max-epochs``, lowered so that training fits ``--time-budget`` sec
 measured so far (a prior for the first run of a model); early stopping acts inside the cap. The records
 say what was reduced (``epochs_cap``, ``epochs_run``, ``best_epoch``, ``stopped_early``).
 
+A run interrupted with its benchmark (the machine or the session ended) is not lost: started again with the
+same arguments and ``--workdir``, the benchmark continues it from its last checkpoint (written every epoch and
+every 15 minutes) instead of training it from scratch; the record says so (``continued_from``: the epoch, step
+and training seconds it resumed at) and its ``seconds`` and ``--run-limit`` include the earlier part.
+
     python benchmarks/leave_one_out.py                                   # everything, full length
     python benchmarks/leave_one_out.py --seeds 0 --time-budget 200 --deadline 40   # a reduced run
     python benchmarks/leave_one_out.py --datasets beauty --models sasrec,rectools-sasrec --max-epochs 5
@@ -311,6 +316,7 @@ class Trained:
     load: dict  # measured()'s CPU seconds and load averages
     limited: bool  # stopped at its wall-clock limit, its best checkpoint evaluated
     curve: list  # [epoch, valid/NDCG@10] of every evaluation (:func:`valid_curve`)
+    continued: dict | None = None  # the interrupted run this one continued (:func:`interrupted_run`), if any
 
 
 def valid_curve(metrics_csv: Path) -> list[list[float]]:
@@ -322,6 +328,80 @@ def valid_curve(metrics_csv: Path) -> list[list[float]]:
         return []
     rows = csv.DictReader(metrics_csv.open())
     return [[int(r["epoch"]), round(float(r["valid/NDCG@10"]), 5)] for r in rows if r.get("valid/NDCG@10")]
+
+
+#: Written into a benchmark's run directory while it trains: the process that owns it (see interrupted_run).
+OWNER = "benchmark_owner.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict] | None:
+    """The newest run directory of ``tag`` that an earlier benchmark process left behind, to continue.
+
+    A run directory survives only when its benchmark died before the run finished (a finished run's directory
+    is removed): such a directory with a ``checkpoints/last.pt`` and exactly the config this run would write is
+    continued from that checkpoint instead of started again -- training resumes exactly (weights, optimizer,
+    data order, RNG states), so the result is the one the uninterrupted run would have given. A directory whose
+    owner process (:data:`OWNER`) is still alive belongs to a run in progress and is left alone. Returns
+    ``(run_dir, progress)`` -- the checkpoint's epoch, step and training wall seconds so far -- or None.
+    """
+    from argusrec.errors import ArgusrecError
+    from argusrec.training.checkpoint import load_checkpoint
+
+    def ns(d: Path) -> int:
+        tail = d.name.rsplit("-", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    for d in sorted((work / "runs").glob(f"{tag}-[0-9]*"), key=ns, reverse=True):
+        if d.name != f"{tag}-{ns(d)}" or not (d / "checkpoints" / "last.pt").is_file():
+            continue
+        owner = d / OWNER
+        if owner.exists() and _alive(int(json.loads(owner.read_text())["pid"])):
+            continue
+        if not (d / "config.yaml").exists() or (d / "config.yaml").read_text() != config_yaml:
+            continue
+        try:
+            progress = load_checkpoint(d / "checkpoints" / "last.pt", kind="last")["progress"]
+        except ArgusrecError as e:  # a truncated last.pt: start afresh rather than fail
+            print(f"  not continuing {d.name}: {e}", flush=True)
+            continue
+        return d, {k: progress[k] for k in ("epoch", "step", "seconds")}
+    return None
+
+
+def run_overrides(
+    preset: str, extra: list[str], data: Path, seed: int, *, epochs: int, eval_every: int, threads: int, device: str
+) -> list[str]:
+    """Every override a benchmark run of ``preset`` is given: ``extra``, then the data, epochs, seed, device and
+    validation schedule (:func:`train_one`)."""
+    from argusrec.config import load_config
+
+    preset_cfg = load_config(preset, [*extra, f"data.path={data}"])
+    patience = preset_cfg.train.patience
+    overrides = [
+        *extra,
+        f"data.path={data}",
+        f"train.epochs={epochs}",
+        f"train.seed={seed}",
+        f"train.num_threads={threads}",
+        f"train.device={device}",
+        # Short capped runs validate every epoch, so that early stopping and model selection see them all.
+        f"train.eval_every={eval_every}",
+        "train.log_every=10",  # throughput of runs cut at their time limit comes from these windows
+        # Early stopping keeps the preset's patience counted in epochs, whatever eval_every is.
+        "train.patience="
+        + ("null" if patience is None else str(max(1, patience * preset_cfg.train.eval_every // eval_every))),
+    ]
+    return overrides
 
 
 def train_one(
@@ -343,32 +423,29 @@ def train_one(
     Early stopping keeps the preset's patience counted in epochs whatever ``eval_every`` is. With ``limit``
     (seconds) a run still training then is killed and its best checkpoint evaluated (:func:`child_eval`).
     The run directory ``<work>/runs/<tag>-<ns>`` is removed afterwards; its small logs are kept under
-    ``<work>/logs/``.
+    ``<work>/logs/``. A directory left by an earlier benchmark process that died mid-run (the same tag and
+    config) is continued from its last checkpoint (:func:`interrupted_run`): ``limit`` then counts the
+    training seconds it had already spent, and the returned seconds include them.
     """
     from argusrec.config import load_config
 
-    preset_cfg = load_config(preset, [*extra, f"data.path={data}"])
-    patience = preset_cfg.train.patience
-    overrides = [
-        *extra,
-        f"data.path={data}",
-        f"train.epochs={epochs}",
-        f"train.seed={seed}",
-        f"train.num_threads={threads}",
-        f"train.device={device}",
-        # Short capped runs validate every epoch, so that early stopping and model selection see them all.
-        f"train.eval_every={eval_every}",
-        "train.log_every=10",  # throughput of runs cut at their time limit comes from these windows
-        # Early stopping keeps the preset's patience counted in epochs, whatever eval_every is.
-        "train.patience="
-        + ("null" if patience is None else str(max(1, patience * preset_cfg.train.eval_every // eval_every))),
-    ]
-    run_dir = work / "runs" / f"{tag}-{time.time_ns()}"
+    overrides = run_overrides(
+        preset, extra, data, seed, epochs=epochs, eval_every=eval_every, threads=threads, device=device
+    )
+    found = interrupted_run(work, tag, load_config(preset, overrides).to_yaml())
+    run_dir, continued = found if found else (work / "runs" / f"{tag}-{time.time_ns()}", None)
+    before = continued["seconds"] if continued else 0.0
+    if continued:
+        print(f"  continuing {run_dir.name} from epoch {continued['epoch']} ({before:.0f} s trained)", flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / OWNER).write_text(json.dumps({"pid": os.getpid()}))
     spec = json.dumps({"preset": preset, "overrides": overrides, "run_dir": str(run_dir)})
     script = str(Path(__file__).resolve())  # this file's --child / --child-eval, whoever imports it
     limited = False
     try:
-        sec, peak, out, load = measured([sys.executable, script, "--child", spec], timeout=limit)
+        timeout = None if limit is None else max(limit - before, 1.0)
+        sec, peak, out, load = measured([sys.executable, script, "--child", spec], timeout=timeout)
+        sec += before
     except subprocess.TimeoutExpired:  # wall-clock limit: evaluate the best checkpoint it has written
         limited = True
         espec = json.dumps({"run_dir": str(run_dir), "device": device})
@@ -391,7 +468,8 @@ def train_one(
         if (run_dir / name).exists():
             shutil.copy(run_dir / name, logs / name)
     shutil.rmtree(run_dir, ignore_errors=True)
-    return Trained(summary, keep, pop, overrides, sec, peak, load, limited, valid_curve(logs / "metrics.csv"))
+    curve = valid_curve(logs / "metrics.csv")
+    return Trained(summary, keep, pop, overrides, sec, peak, load, limited, curve, continued)
 
 
 def has_current_record(records: list[dict], dataset: str, model: str, seed: int, where: str) -> bool:
@@ -502,6 +580,7 @@ class Runner:
             train_seconds=summary["train_seconds"],
             popularity_baseline=run.popularity,
             stopped_by_time_limit=run.limited,
+            continued_from=run.continued,
             ran_on=self.ran_on,
             valid_curve=run.curve,
             **run.load,

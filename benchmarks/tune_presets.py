@@ -320,6 +320,7 @@ class Sweep:
             best_epoch=s["best_epoch"],
             stopped_early=s["stopped_early"],
             stopped_by_time_limit=run.limited,
+            continued_from=run.continued,
             train_seconds=s["train_seconds"],
             run_limit_s=self.args.run_limit,
             popularity_baseline=run.popularity,
