@@ -21,7 +21,9 @@ say what was reduced (``epochs_cap``, ``epochs_run``, ``best_epoch``, ``stopped_
 A run interrupted with its benchmark (the machine or the session ended) is not lost: started again with the
 same arguments and ``--workdir``, the benchmark continues it from its last checkpoint (written every epoch and
 every 15 minutes) instead of training it from scratch; the record says so (``continued_from``: the epoch, step
-and training seconds it resumed at) and its ``seconds`` and ``--run-limit`` include the earlier part.
+and training seconds of the checkpoint it resumed from, and the commit that started it) and its ``seconds`` and
+``--run-limit`` include the training seconds before that checkpoint (not the earlier process's start-up, nor the
+work done after its last checkpoint, which is lost).
 
     python benchmarks/leave_one_out.py                                   # everything, full length
     python benchmarks/leave_one_out.py --seeds 0 --time-budget 200 --deadline 40   # a reduced run
@@ -47,7 +49,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
     from argusrec.config import RunConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, read_results, record, stamp_note, write_results, write_section
+from report import ROOT, commit, read_results, record, stamp_note, write_results, write_section
 
 BENCH = "leave_one_out"
 SHARED = ROOT.parent / "shared" / "data"
@@ -203,13 +205,16 @@ def train_targets(data: Path, max_len: int, targets: str = "all") -> int:
     return int((train - chunks)[train >= 2].sum())
 
 
-def measured(args: list[str], timeout: float | None = None) -> tuple[float, float, str, dict]:
+def measured(
+    args: list[str], timeout: float | None = None, keep_fd: int | None = None
+) -> tuple[float, float, str, dict]:
     """Run a command; return (wall seconds, peak RSS in MB, stdout, load); raises on failure.
 
     ``load``: the command's CPU seconds and the 1-minute load average before and after it -- the machine
     may be shared, and a load above the thread count means the wall-clock throughput was contended.
     With ``timeout`` the command and everything it started are killed after that many seconds
-    (:class:`subprocess.TimeoutExpired`).
+    (:class:`subprocess.TimeoutExpired`). ``keep_fd``: a file descriptor the command's wrapper process inherits
+    (a run directory's lock, :func:`own`).
     """
     load0 = os.getloadavg()[0]
     wrapper = (
@@ -225,6 +230,7 @@ def measured(args: list[str], timeout: float | None = None) -> tuple[float, floa
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group: a timeout kills the training process too
+        pass_fds=() if keep_fd is None else (keep_fd,),
     )
     try:
         stdout, _ = proc.communicate(timeout=timeout)
@@ -330,29 +336,43 @@ def valid_curve(metrics_csv: Path) -> list[list[float]]:
     return [[int(r["epoch"]), round(float(r["valid/NDCG@10"]), 5)] for r in rows if r.get("valid/NDCG@10")]
 
 
-#: Written into a benchmark's run directory while it trains: the process that owns it (see interrupted_run).
-OWNER = "benchmark_owner.json"
+#: In a benchmark's run directory: locked (``flock``) by the benchmark and the training process it started, for
+#: as long as either lives, and holding the commit that started the run (see :func:`interrupted_run`).
+LOCK = "benchmark.lock"
 
 
-def _alive(pid: int) -> bool:
+def own(run_dir: Path) -> IO[str] | None:
+    """Lock ``run_dir`` for this process (None: a live process holds it) and write this commit into the lock.
+
+    The lock is the open file returned: it lasts while it stays open here or in a process it was passed to
+    (:func:`measured`'s ``keep_fd``), so a training process orphaned by a killed benchmark still holds it.
+    """
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    f = (run_dir / LOCK).open("a+")
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "commit": commit()}))
+    f.flush()
+    return f
 
 
-def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict] | None:
-    """The newest run directory of ``tag`` that an earlier benchmark process left behind, to continue.
+def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict, IO[str]] | None:
+    """The newest run directory of ``tag`` that an earlier benchmark process left behind, locked to continue it.
 
     A run directory survives only when its benchmark died before the run finished (a finished run's directory
-    is removed): such a directory with a ``checkpoints/last.pt`` and exactly the config this run would write is
-    continued from that checkpoint instead of started again -- training resumes exactly (weights, optimizer,
-    data order, RNG states), so the result is the one the uninterrupted run would have given. A directory whose
-    owner process (:data:`OWNER`) is still alive belongs to a run in progress and is left alone. Returns
-    ``(run_dir, progress)`` -- the checkpoint's epoch, step and training wall seconds so far -- or None.
+    is removed, a failed continuation's renamed): such a directory with a ``checkpoints/last.pt`` and exactly
+    the config this run would write is continued from that checkpoint instead of started again -- training
+    resumes exactly (weights, optimizer, data order, RNG states), so the model is the one the uninterrupted
+    run would have given. A directory still locked by a live process (:data:`LOCK`) is left alone. Returns
+    ``(run_dir, progress, lock)``: progress = the checkpoint's epoch, step and training wall seconds, and the
+    commit that started the run (None when older code did); or None.
     """
     from argusrec.errors import ArgusrecError
     from argusrec.training.checkpoint import load_checkpoint
@@ -364,17 +384,22 @@ def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict]
     for d in sorted((work / "runs").glob(f"{tag}-[0-9]*"), key=ns, reverse=True):
         if d.name != f"{tag}-{ns(d)}" or not (d / "checkpoints" / "last.pt").is_file():
             continue
-        owner = d / OWNER
-        if owner.exists() and _alive(int(json.loads(owner.read_text())["pid"])):
-            continue
         if not (d / "config.yaml").exists() or (d / "config.yaml").read_text() != config_yaml:
+            continue
+        try:
+            started = json.loads((d / LOCK).read_text()).get("commit") if (d / LOCK).exists() else None
+        except ValueError:  # a lock file written halfway
+            started = None
+        lock = own(d)
+        if lock is None:  # a run in progress
             continue
         try:
             progress = load_checkpoint(d / "checkpoints" / "last.pt", kind="last")["progress"]
         except ArgusrecError as e:  # a truncated last.pt: start afresh rather than fail
             print(f"  not continuing {d.name}: {e}", flush=True)
+            lock.close()
             continue
-        return d, {k: progress[k] for k in ("epoch", "step", "seconds")}
+        return d, {k: progress[k] for k in ("epoch", "step", "seconds")} | {"commit": started}, lock
     return None
 
 
@@ -425,7 +450,9 @@ def train_one(
     The run directory ``<work>/runs/<tag>-<ns>`` is removed afterwards; its small logs are kept under
     ``<work>/logs/``. A directory left by an earlier benchmark process that died mid-run (the same tag and
     config) is continued from its last checkpoint (:func:`interrupted_run`): ``limit`` then counts the
-    training seconds it had already spent, and the returned seconds include them.
+    training seconds it had already spent at that checkpoint, and the returned seconds include them; one whose
+    limit had passed is only evaluated. A continuation that fails is renamed ``<dir>.failed`` (not continued
+    again).
     """
     from argusrec.config import load_config
 
@@ -433,24 +460,43 @@ def train_one(
         preset, extra, data, seed, epochs=epochs, eval_every=eval_every, threads=threads, device=device
     )
     found = interrupted_run(work, tag, load_config(preset, overrides).to_yaml())
-    run_dir, continued = found if found else (work / "runs" / f"{tag}-{time.time_ns()}", None)
+    continued: dict | None = None
+    if found:
+        run_dir, continued, lock = found
+        print(
+            f"  continuing {run_dir.name} from epoch {continued['epoch']} ({continued['seconds']:.0f} s trained)",
+            flush=True,
+        )
+    else:
+        run_dir = work / "runs" / f"{tag}-{time.time_ns()}"
+        new = own(run_dir)
+        assert new is not None  # a new directory
+        lock = new
     before = continued["seconds"] if continued else 0.0
-    if continued:
-        print(f"  continuing {run_dir.name} from epoch {continued['epoch']} ({before:.0f} s trained)", flush=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / OWNER).write_text(json.dumps({"pid": os.getpid()}))
     spec = json.dumps({"preset": preset, "overrides": overrides, "run_dir": str(run_dir)})
     script = str(Path(__file__).resolve())  # this file's --child / --child-eval, whoever imports it
-    limited = False
+    espec = json.dumps({"run_dir": str(run_dir), "device": device})
+    limited = limit is not None and before >= limit  # continued after its limit had passed: evaluate only
     try:
-        timeout = None if limit is None else max(limit - before, 1.0)
-        sec, peak, out, load = measured([sys.executable, script, "--child", spec], timeout=timeout)
-        sec += before
-    except subprocess.TimeoutExpired:  # wall-clock limit: evaluate the best checkpoint it has written
-        limited = True
-        espec = json.dumps({"run_dir": str(run_dir), "device": device})
-        _, _, out, load = measured([sys.executable, script, "--child-eval", espec])
-        sec, peak = float(limit or 0), float("nan")
+        with lock:
+            if limited:
+                sec, peak = before, float("nan")
+                _, _, out, load = measured([sys.executable, script, "--child-eval", espec], keep_fd=lock.fileno())
+            else:
+                try:
+                    timeout = None if limit is None else limit - before
+                    sec, peak, out, load = measured(
+                        [sys.executable, script, "--child", spec], timeout=timeout, keep_fd=lock.fileno()
+                    )
+                    sec += before
+                except subprocess.TimeoutExpired:  # wall-clock limit: evaluate the best checkpoint it has written
+                    limited = True
+                    _, _, out, load = measured([sys.executable, script, "--child-eval", espec], keep_fd=lock.fileno())
+                    sec, peak = float(limit or 0), float("nan")
+    except Exception:
+        if continued:  # not continued again by the next start: that run trains afresh
+            run_dir.rename(run_dir.with_name(run_dir.name + ".failed"))
+        raise
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("SUMMARY "))[8:])
     m = summary["metrics"]
     keep = {k: m[k] for k in m if k.split("/")[-1] in METRICS}

@@ -23,10 +23,8 @@ def _overrides(data: Path) -> list[str]:
     return [f"data.path={data}", "train.epochs=5"]
 
 
-def _left_behind(
-    work: Path, name: str, config_yaml: str, *, epoch: int, seconds: float, pid: int | None = None
-) -> Path:
-    """A run directory as a benchmark that died mid-run leaves it: config.yaml, checkpoints/last.pt, maybe an owner."""
+def _left_behind(work: Path, name: str, config_yaml: str, *, epoch: int, seconds: float, started: str = "") -> Path:
+    """A run directory as a benchmark that died mid-run leaves it: config.yaml, checkpoints/last.pt, an unheld lock."""
     d = work / "runs" / name
     (d / "checkpoints").mkdir(parents=True)
     (d / "config.yaml").write_text(config_yaml)
@@ -40,76 +38,152 @@ def _left_behind(
         rng={"seed": 0},
     )
     save_checkpoint(d / "checkpoints" / "last.pt", ckpt)
-    if pid is not None:
-        (d / loo.OWNER).write_text(json.dumps({"pid": pid}))
+    if started:
+        (d / loo.LOCK).write_text(json.dumps({"pid": 1, "commit": started}))
     return d
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 def test_the_newest_dead_run_with_the_same_config_is_the_one_continued(tmp_path: Path) -> None:
     yaml = load_config(PRESET, _overrides(tmp_path)).to_yaml()
     other = load_config(PRESET, [*_overrides(tmp_path), "train.seed=7"]).to_yaml()
     _left_behind(tmp_path, "beauty-sasrec-s0-100", yaml, epoch=2, seconds=50.0)
-    _left_behind(tmp_path, "beauty-sasrec-s0-200", yaml, epoch=4, seconds=90.0, pid=_dead_pid())
+    _left_behind(tmp_path, "beauty-sasrec-s0-200", yaml, epoch=4, seconds=90.0, started="abc1234")
     _left_behind(tmp_path, "beauty-sasrec-s0-300", other, epoch=6, seconds=130.0)  # another config
-    _left_behind(tmp_path, "beauty-sasrec-s0-400", yaml, epoch=8, seconds=170.0, pid=None).joinpath(
+    _left_behind(tmp_path, "beauty-sasrec-s0-400", yaml, epoch=8, seconds=170.0).joinpath(
         "checkpoints", "last.pt"
     ).unlink()  # nothing to continue from
-    _left_behind(tmp_path, "beauty-sasrec-s0-tuned-s0-500", yaml, epoch=9, seconds=1.0)  # another tag's run
+    _left_behind(tmp_path, "beauty-sasrec-s0-1-500", yaml, epoch=9, seconds=1.0)  # another tag's run ("...-s0-1")
+    _left_behind(tmp_path, "beauty-sasrec-s0-600.failed", yaml, epoch=9, seconds=1.0)  # a failed continuation
     found = loo.interrupted_run(tmp_path, "beauty-sasrec-s0", yaml)
     assert found is not None
-    run_dir, progress = found
+    run_dir, progress, lock = found
+    lock.close()
     assert run_dir.name == "beauty-sasrec-s0-200"
-    assert progress == {"epoch": 4, "step": 40, "seconds": 90.0}
+    assert progress == {"epoch": 4, "step": 40, "seconds": 90.0, "commit": "abc1234"}
     assert loo.interrupted_run(tmp_path, "sports-sasrec-s0", yaml) is None
 
 
-def test_a_run_whose_owner_is_alive_or_whose_checkpoint_is_truncated_is_left_alone(tmp_path: Path) -> None:
-    import os
-
+def test_a_run_locked_by_a_live_process_or_with_a_truncated_checkpoint_is_left_alone(tmp_path: Path) -> None:
     yaml = load_config(PRESET, _overrides(tmp_path)).to_yaml()
-    _left_behind(tmp_path, "ml-hstu-s1-100", yaml, epoch=1, seconds=10.0, pid=os.getpid())  # a run in progress
+    mine = _left_behind(tmp_path, "ml-hstu-s1-100", yaml, epoch=1, seconds=10.0)
+    held = loo.own(mine)  # this process's run in progress
+    assert held is not None
     assert loo.interrupted_run(tmp_path, "ml-hstu-s1", yaml) is None
-    broken = _left_behind(tmp_path, "ml-hstu-s1-200", yaml, epoch=3, seconds=30.0)
+    held.close()
+    # a training process whose benchmark was killed still holds its run directory (the lock it inherited)
+    orphan = _left_behind(tmp_path, "ml-hstu-s1-200", yaml, epoch=2, seconds=20.0)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import fcntl, sys, time; f = open({str(orphan / loo.LOCK)!r}, 'a+'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        found = loo.interrupted_run(tmp_path, "ml-hstu-s1", yaml)
+        assert found is not None and found[0] == mine  # the older, unheld one
+        found[2].close()
+    finally:
+        holder.kill()
+        holder.wait()
+    broken = _left_behind(tmp_path, "ml-hstu-s1-300", yaml, epoch=3, seconds=30.0)
     last = broken / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:100])
-    assert loo.interrupted_run(tmp_path, "ml-hstu-s1", yaml) is None
+    found = loo.interrupted_run(tmp_path, "ml-hstu-s1", yaml)
+    assert (
+        found is not None and found[0] == orphan
+    )  # the truncated one is passed over (the newest held one is free now)
+    found[2].close()
+
+
+def _summary_line() -> str:
+    metrics = {f"{s}/{k}": 0.1 for s in ("valid", "test") for k in (*loo.METRICS, "MRR")} | {"events_per_s": 5.0}
+    return "SUMMARY " + json.dumps({"metrics": metrics, "popularity_baseline": {}, "epochs_run": 5, "best_epoch": 4})
+
+
+def _train(tmp_path: Path, limit: float) -> loo.Trained:
+    return loo.train_one(
+        tmp_path,
+        "ml-sasrec-s0",
+        tmp_path / "data",
+        PRESET,
+        [],
+        0,
+        epochs=5,
+        eval_every=1,
+        threads=1,
+        device="cpu",
+        limit=limit,
+    )
+
+
+def _left_for_train_one(tmp_path: Path, seconds: float) -> Path:
+    overrides = loo.run_overrides(PRESET, [], tmp_path / "data", 0, epochs=5, eval_every=1, threads=1, device="cpu")
+    yaml = load_config(PRESET, overrides).to_yaml()
+    return _left_behind(tmp_path, "ml-sasrec-s0-100", yaml, epoch=3, seconds=seconds, started="abc1234")
 
 
 def test_a_continued_run_spends_only_what_is_left_of_its_limit_and_counts_the_seconds_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = tmp_path / "data"
-    overrides = loo.run_overrides(PRESET, [], data, 0, epochs=5, eval_every=1, threads=1, device="cpu")
-    yaml = load_config(PRESET, overrides).to_yaml()
-    left = _left_behind(tmp_path, "ml-sasrec-s0-100", yaml, epoch=3, seconds=400.0, pid=_dead_pid())
+    left = _left_for_train_one(tmp_path, seconds=400.0)
     calls: list[tuple[list[str], float | None]] = []
 
-    def fake_measured(args: list[str], timeout: float | None = None) -> tuple[float, float, str, dict]:
+    def fake_measured(args: list[str], timeout: float | None = None, keep_fd: int | None = None) -> tuple:
         calls.append((args, timeout))
-        spec = json.loads(args[-1])
-        assert json.loads((Path(spec["run_dir"]) / loo.OWNER).read_text())["pid"] == loo.os.getpid()
-        metrics = {f"{s}/{k}": 0.1 for s in ("valid", "test") for k in (*loo.METRICS, "MRR")} | {"events_per_s": 5.0}
-        summary = {"metrics": metrics, "popularity_baseline": {}, "epochs_run": 5, "best_epoch": 4}
-        return 100.0, 64.0, "SUMMARY " + json.dumps(summary), {}
+        assert keep_fd is not None  # the training process holds the run directory's lock too
+        lock = Path(json.loads(args[-1])["run_dir"]) / loo.LOCK
+        assert json.loads(lock.read_text())["pid"] == loo.os.getpid()
+        return 100.0, 64.0, _summary_line(), {}
 
     monkeypatch.setattr(loo, "measured", fake_measured)
-    run = loo.train_one(
-        tmp_path, "ml-sasrec-s0", data, PRESET, [], 0, epochs=5, eval_every=1, threads=1, device="cpu", limit=1000.0
-    )
+    run = _train(tmp_path, limit=1000.0)
     ((args, timeout),) = calls
-    assert json.loads(args[-1])["run_dir"] == str(left)  # the old directory, so train resumes from its last.pt
+    assert args[-2] == "--child" and json.loads(args[-1])["run_dir"] == str(left)  # resumes from its last.pt
     assert timeout == pytest.approx(600.0)  # 1000 s limit - 400 s already trained
-    assert run.seconds == pytest.approx(500.0) and run.continued == {"epoch": 3, "step": 30, "seconds": 400.0}
+    assert run.seconds == pytest.approx(500.0) and not run.limited
+    assert run.continued == {"epoch": 3, "step": 30, "seconds": 400.0, "commit": "abc1234"}
     assert not left.exists()  # finished: its directory goes, as any run's does
     # nothing left behind: the next run of the tag starts afresh with the whole limit
     calls.clear()
-    fresh = loo.train_one(
-        tmp_path, "ml-sasrec-s0", data, PRESET, [], 0, epochs=5, eval_every=1, threads=1, device="cpu", limit=1000.0
-    )
+    fresh = _train(tmp_path, limit=1000.0)
     assert calls[0][1] == pytest.approx(1000.0) and fresh.continued is None and fresh.seconds == pytest.approx(100.0)
+
+
+def test_a_run_continued_after_its_limit_is_only_evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _left_for_train_one(tmp_path, seconds=1200.0)
+    calls: list[str] = []
+
+    def fake_measured(args: list[str], timeout: float | None = None, keep_fd: int | None = None) -> tuple:
+        calls.append(args[-2])
+        return 5.0, 64.0, _summary_line(), {}
+
+    monkeypatch.setattr(loo, "measured", fake_measured)
+    run = _train(tmp_path, limit=1000.0)
+    assert calls == ["--child-eval"] and run.limited and run.seconds == pytest.approx(1200.0)
+
+
+def test_a_failed_continuation_is_set_aside_and_the_next_start_trains_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    left = _left_for_train_one(tmp_path, seconds=400.0)
+
+    def failing(args: list[str], timeout: float | None = None, keep_fd: int | None = None) -> tuple:
+        raise RuntimeError("status 1: the data changed")
+
+    monkeypatch.setattr(loo, "measured", failing)
+    with pytest.raises(RuntimeError, match="the data changed"):
+        _train(tmp_path, limit=1000.0)
+    assert not left.exists() and left.with_name(left.name + ".failed").is_dir()
+    dirs: list[str] = []
+
+    def fake_measured(args: list[str], timeout: float | None = None, keep_fd: int | None = None) -> tuple:
+        dirs.append(json.loads(args[-1])["run_dir"])
+        return 100.0, 64.0, _summary_line(), {}
+
+    monkeypatch.setattr(loo, "measured", fake_measured)
+    assert _train(tmp_path, limit=1000.0).continued is None and dirs[0] != str(left)

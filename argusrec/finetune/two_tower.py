@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from argusrec.errors import ArgusrecError
 from argusrec.models.argus import Argus
 from argusrec.nn.embeddings import IdEmbedding, PositionEmbedding
+from argusrec.training.averaging import load_average
 from argusrec.training.checkpoint import check_model_matches, load_checkpoint
 
 __all__ = ["ItemTower", "TwoTower", "check_argus_weights", "two_tower_from_checkpoint"]
@@ -257,4 +258,5 @@ def two_tower_from_checkpoint(
     check_argus_weights(path, ckpt["model"], argus)
     model = copy.deepcopy(argus)
     model.load_state_dict(ckpt["model"])
+    load_average(ckpt, model)  # a last.pt of a run with train.ema_decay: its average, as load_weights gives
     return TwoTower(model, item_tower=item_tower, dim=dim, copy=False)

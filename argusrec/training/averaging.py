@@ -7,7 +7,10 @@ under ``average``), so a resumed run continues both exactly.
 
 The average after ``n`` updates is ``a <- a + (1 - d_n) (w - a)`` with ``d_n = min(decay, (1 + n) / (10 + n))``:
 the ramp keeps the first steps from being dominated by the random initial weights (the average starts equal to
-them). Only trainable floating-point parameters are averaged; buffers are the model's own.
+them). Until ``d_n`` reaches ``decay`` -- after ``(10 decay - 1) / (1 - decay)`` updates: about 900 for 0.99,
+9,000 for 0.999 -- the average spans roughly the last ``n / 9`` steps; after that, about ``1 / (1 - decay)``.
+Only trainable floating-point parameters are averaged, in float32 whatever their dtype; buffers are the model's
+own (argusrec's models hold only constant buffers -- a model with running statistics would keep its raw ones).
 """
 
 from __future__ import annotations
@@ -28,8 +31,19 @@ def _averaged(model: nn.Module) -> dict[str, nn.Parameter]:
 
 @torch.no_grad()
 def _put(weights: Mapping[str, torch.Tensor], model: nn.Module) -> None:
-    """Copy ``weights`` (parameter name -> tensor) into ``model``'s parameters of those names."""
-    params = _averaged(model)
+    """Copy ``weights`` (parameter name -> tensor) into ``model``'s parameters of those names, trainable or not.
+
+    Raises:
+        ArgusrecError: a name ``model`` has no parameter of, or a shape that differs (nothing is copied then).
+    """
+    params = dict(model.named_parameters())
+    missing = sorted(n for n in weights if n not in params)
+    wrong = sorted(n for n in weights if n in params and params[n].shape != weights[n].shape)
+    if missing or wrong:
+        raise ArgusrecError(
+            f"the weight average does not fit this model (parameters it lacks: {missing[:5]}, other shapes: "
+            f"{wrong[:5]}); was it trained with another model config?"
+        )
     for n, w in weights.items():
         params[n].copy_(w)
 
@@ -43,7 +57,8 @@ class WeightAverage:
         self.decay = decay
         self.updates = 0
         with torch.no_grad():
-            self.shadow = {n: p.detach().clone() for n, p in _averaged(model).items()}
+            # float32 even for lower-precision parameters, where (1 - decay) steps would round away
+            self.shadow = {n: p.detach().float().clone() for n, p in _averaged(model).items()}
 
     def rate(self) -> float:
         """The decay the next update uses."""
@@ -56,7 +71,7 @@ class WeightAverage:
         weight = 1.0 - self.rate()
         params = _averaged(model)
         names = list(self.shadow)
-        torch._foreach_lerp_([self.shadow[n] for n in names], [params[n].detach() for n in names], weight)
+        torch._foreach_lerp_([self.shadow[n] for n in names], [params[n].detach().float() for n in names], weight)
         self.updates += 1
 
     @contextmanager

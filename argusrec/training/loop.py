@@ -316,7 +316,17 @@ def fit(
             average = WeightAverage(model, train.ema_decay)
             average.load_state_dict(ckpt["average"])
         elif train.ema_decay is not None:
-            log.warning("%s holds no weight average: the average starts from the resumed weights", source)
+            log.warning(
+                "%s holds no weight average: the average starts from the resumed weights, and the best score so far "
+                "(and best.pt) came from the raw weights it is now compared with",
+                source,
+            )
+        elif ckpt.get("average") is not None:
+            log.warning(
+                "%s holds a weight average and train.ema_decay is now off: the average is dropped, the best score so "
+                "far (and best.pt) came from averaged weights the raw ones are now compared with",
+                source,
+            )
         # A larger patience on resume lets an early-stopped run continue; a smaller one stops it.
         state.stopped_early = train.patience is not None and state.bad_evals >= train.patience
         log.info("resuming %s at epoch %d, batch %d, step %d", source, state.epoch, state.batch, state.step)

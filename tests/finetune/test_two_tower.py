@@ -96,6 +96,19 @@ def test_checkpoint_loads_pretrained_weights(sim_store: SequenceStore, tmp_path:
     torch.testing.assert_close(tt.backbone.positions.table, trained.positions.table.flip(0))
 
 
+def test_a_last_checkpoint_with_a_weight_average_gives_the_average(sim_store: SequenceStore, tmp_path: Path) -> None:
+    """A pre-training run with train.ema_decay validated its average: fine-tuning from its last.pt starts there too."""
+    raw, averaged = make_argus(sim_store, seed=1), make_argus(sim_store, seed=3)
+    shadow = {n: p.detach().clone() for n, p in averaged.named_parameters()}
+    optimizer = torch.optim.SGD(raw.parameters(), lr=0.1)
+    ckpt = make_checkpoint("last", model=raw, progress={"epoch": 1}, optimizer=optimizer, rng={"seed": 0})
+    ckpt["average"] = {"decay": 0.99, "updates": 5, "shadow": shadow}
+    path = save_checkpoint(tmp_path / "last.pt", ckpt)
+    tt = two_tower_from_checkpoint(path, make_argus(sim_store, seed=2))
+    for name, p in averaged.encoder.named_parameters():
+        torch.testing.assert_close(tt.backbone.encoder.get_parameter(name), p)
+
+
 @pytest.mark.parametrize(
     ("saved_kw", "model_kw", "message"),
     [

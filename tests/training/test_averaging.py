@@ -12,7 +12,7 @@ import torch
 from argusrec.errors import ArgusrecError
 from argusrec.training import CHECKPOINT_DIR, LAST, load_checkpoint, load_weights
 from argusrec.training import loop as loop_module
-from argusrec.training.averaging import WeightAverage
+from argusrec.training.averaging import WeightAverage, load_average
 from argusrec.training.distributed import DistContext
 from tests.training import TinyModel, params_of
 from tests.training.test_loop import STEPS_PER_EPOCH, assert_same_run, run
@@ -54,6 +54,36 @@ def test_applied_swaps_in_the_average_and_restores_the_raw_weights_even_on_error
     with pytest.raises(RuntimeError, match="boom"), avg.applied(model):
         raise RuntimeError("boom")
     assert all(torch.equal(v, raw[k]) for k, v in params_of(model).items())
+
+
+def test_the_average_loads_into_frozen_parameters_and_a_misfit_is_refused_before_anything_is_copied() -> None:
+    torch.manual_seed(2)
+    trained = TinyModel()
+    state = WeightAverage(trained, decay=0.9).state_dict()
+    target = TinyModel().requires_grad_(False)  # e.g. a model loaded for evaluation only
+    assert load_average({"average": state}, target)
+    assert all(torch.equal(v, state["shadow"][k]) for k, v in params_of(target).items())
+    other = TinyModel(dim=4)
+    before = params_of(other)
+    with pytest.raises(ArgusrecError, match=r"does not fit this model .*other shapes: \['emb.weight', 'out.weight'\]"):
+        load_average({"average": state}, other)
+    assert all(torch.equal(v, before[k]) for k, v in params_of(other).items())
+    assert not load_average({}, other)
+
+
+def test_the_average_of_low_precision_weights_is_kept_in_float32() -> None:
+    torch.manual_seed(3)
+    model = TinyModel().to(torch.bfloat16)
+    avg = WeightAverage(model, decay=0.999)
+    avg.updates = 100_000  # past the ramp: each update moves the average by 0.001 of the difference
+    start = avg.shadow["out.weight"].clone()
+    with torch.no_grad():
+        model.out.weight.add_(1.0)
+    avg.update(model)
+    assert avg.shadow["out.weight"].dtype == torch.float32
+    moved = avg.shadow["out.weight"] - start
+    # bfloat16 would round a step of ~0.001 on weights of ~0.1-1 away; float32 keeps it
+    torch.testing.assert_close(moved, torch.full_like(moved, 0.001), rtol=0.02, atol=1e-5)
 
 
 def test_decay_outside_the_open_unit_interval_is_refused() -> None:
@@ -113,6 +143,14 @@ def test_resume_of_a_run_without_average_starts_one_and_warns(tmp_path: Path, ca
         _, result = run(tmp_path, ema_decay=0.9)
     assert "holds no weight average" in caplog.text
     assert load_checkpoint(tmp_path / CHECKPOINT_DIR / LAST)["average"]["updates"] == result.steps - STEPS_PER_EPOCH
+
+
+def test_resume_without_the_average_drops_it_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    run(tmp_path, ema_decay=0.9, max_steps=STEPS_PER_EPOCH)
+    with caplog.at_level(logging.WARNING, logger=loop_module.log.name):
+        run(tmp_path)
+    assert "train.ema_decay is now off: the average is dropped" in caplog.text
+    assert "average" not in load_checkpoint(tmp_path / CHECKPOINT_DIR / LAST)
 
 
 def test_distributed_runs_refuse_the_average(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
