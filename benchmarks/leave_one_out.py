@@ -36,6 +36,7 @@ Writes benchmarks/results/leave_one_out.json (after every run) and its section o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -205,6 +206,24 @@ def train_targets(data: Path, max_len: int, targets: str = "all") -> int:
     return int((train - chunks)[train >= 2].sum())
 
 
+#: Process groups of the commands :func:`measured` is running (each in its own session, so a signal to the
+#: benchmark does not reach them): :func:`stop_children_on_exit` kills them when the benchmark is stopped.
+_RUNNING: set[int] = set()
+
+
+def stop_children_on_exit() -> None:
+    """On SIGTERM or SIGINT kill every command :func:`measured` started, then exit (any thread may be waiting)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        for group in list(_RUNNING):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def measured(
     args: list[str], timeout: float | None = None, keep_fd: int | None = None
 ) -> tuple[float, float, str, dict]:
@@ -232,12 +251,15 @@ def measured(
         start_new_session=True,  # its own process group: a timeout kills the training process too
         pass_fds=() if keep_fd is None else (keep_fd,),
     )
+    _RUNNING.add(proc.pid)
     try:
         stdout, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
+    finally:
+        _RUNNING.discard(proc.pid)
     info = json.loads(stdout)
     if info["rc"] != 0:
         raise RuntimeError(f"status {info['rc']}:\n{info['err']}")
@@ -779,6 +801,7 @@ def main() -> None:
     if args.child_eval:
         child_eval(args.child_eval)
         return
+    stop_children_on_exit()
     globals()["SHARED"] = Path(args.shared)
     records = read_results(BENCH) if args.render_only or args.resume else []
     runner = Runner(args, records)

@@ -507,6 +507,7 @@ def print_best(records: list[dict]) -> None:
 
 
 def main() -> None:
+    loo.stop_children_on_exit()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="beauty,sports", help="comma-separated (leave_one_out's names)")
     ap.add_argument("--models", default="sasrec", help=f"comma-separated, of {','.join(MODELS)}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,42 @@ def test_a_failed_continuation_is_set_aside_and_the_next_start_trains_afresh(
 
     monkeypatch.setattr(loo, "measured", fake_measured)
     assert _train(tmp_path, limit=1000.0).continued is None and dirs[0] != str(left)
+
+
+def test_a_stopped_benchmark_takes_the_training_process_it_started_with_it(tmp_path: Path) -> None:
+    """The command measured() runs is in its own session (a timeout kills its whole group), so a signal to the
+    benchmark alone would orphan it: the benchmark kills it before exiting."""
+    pid_file = tmp_path / "trainer.pid"
+    trainer = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    bench = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import leave_one_out as loo; loo.stop_children_on_exit(); "
+            "loo.measured([sys.executable, '-c', sys.argv[2]])",
+            str(Path(loo.__file__).parent),
+            trainer,
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and bench.poll() is None
+            time.sleep(0.05)
+        pid = int(pid_file.read_text())
+        bench.terminate()
+        assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while _running(pid):
+            assert time.monotonic() < deadline, "the training process outlived its benchmark"
+            time.sleep(0.05)
+    finally:
+        bench.kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a killed orphan waits as a zombie until init reaps it
