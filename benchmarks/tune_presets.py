@@ -4,8 +4,9 @@ Every grid entry is a list of overrides applied on top of a model's preset (``le
 ``sasrec-beauty``, ``hstu-sports``, ...); each (dataset, model, grid entry, seed) is one training run, in its
 own process, through leave_one_out's machinery (``prepare``, ``train_one``: early stopping and the best
 checkpoint on valid/NDCG@10, a run still training at ``--run-limit`` seconds is killed and its best checkpoint
-evaluated, a run left behind by a benchmark that died is continued from its last checkpoint). The entry chosen per (dataset, model) is the one with the highest mean **valid**/NDCG@10 over the
-seeds: test metrics are recorded and shown, never used to choose.
+evaluated, a run left behind by a benchmark that died is continued from its last checkpoint). The entry chosen
+per (dataset, model) is the one with the highest mean **valid**/NDCG@10 over the seeds: test metrics are recorded
+and shown, never used to choose.
 
 Grid ``recipe`` (the published SASRec with sampled softmax: blondered/transformer_benchmark
 configs/paper/loo/s3_vanilla.yaml, eSASRec README / RecTools SASRecModel: dim 256, 1 block, 1 head, dropout 0.2,
