@@ -884,19 +884,25 @@ def _table(rows: list[dict], pop: dict | None) -> list[str]:
     return lines
 
 
+def how_it_ended(r: dict) -> str:
+    """``time limit`` / ``early stop`` / ``cap`` (``fixed``: RecTools' set epochs), and ``continued`` for a run
+    finished by a later benchmark process (:func:`interrupted_run`)."""
+    how = (
+        "time limit"
+        if r.get("stopped_by_time_limit")
+        else "early stop"
+        if r.get("stopped_early")
+        else ("fixed" if r["model"] == "rectools-sasrec" else "cap")
+    )
+    return how + (", continued" if r.get("continued_from") else "")
+
+
 def _table_row(label: str, model: str, runs: list[dict]) -> str:
     """One table row: ``runs`` (one model, one preset version) as mean ± std over their seeds."""
     ends = []
     for r in runs:
-        how = (
-            "time limit"
-            if r.get("stopped_by_time_limit")
-            else "early stop"
-            if r.get("stopped_early")
-            else ("cap" if model != "rectools-sasrec" else "fixed")
-        )
         best = f" ({r['best_epoch']})" if r.get("best_epoch") is not None else ""
-        ends.append(f"{r['epochs_run']}/{r['epochs_cap']}{best} {how}")
+        ends.append(f"{r['epochs_run']}/{r['epochs_cap']}{best} {how_it_ended(r)}")
     cols = []
     for k in (*METRICS[:4], "MRR", "valid/NDCG@10"):
         key = k if "/" in k else f"test/{k}"

@@ -222,10 +222,6 @@ def overrides_for(model: str, dataset: str, data: Path, overrides: list[str]) ->
     return kept, [o for o in overrides if o not in kept]
 
 
-def _ended(r: dict) -> str:
-    return "time limit" if r.get("stopped_by_time_limit") else "early stop" if r.get("stopped_early") else "cap"
-
-
 class Sweep:
     def __init__(self, args: argparse.Namespace, records: list[dict]) -> None:
         self.args, self.records = args, records
@@ -305,7 +301,7 @@ class Sweep:
             limit=self.args.run_limit,
         )
         s = run.summary
-        rec = record(
+        return record(
             BENCH,
             dataset,
             model,
@@ -329,8 +325,6 @@ class Sweep:
             **common,
             **run.load,
         )
-        rec["ended"] = _ended(rec)
-        return rec
 
 
 def _label_order() -> list[str]:
@@ -454,7 +448,7 @@ def _section(dataset: str, model: str, rows: list[dict], where: str) -> list[str
         tps = [r["metrics"]["events_per_s"] for r in rs if not math.isnan(r["metrics"].get("events_per_s", math.nan))]
         lines.append(
             f"| {label} | {ov} | {','.join(str(r['seed']) for r in rs)} | {' | '.join(cols)} | {epochs} | "
-            f"{', '.join(r['ended'] for r in rs)} | {f'{np.mean(tps):,.0f}' if tps else '—'} |"
+            f"{', '.join(loo.how_it_ended(r) for r in rs)} | {f'{np.mean(tps):,.0f}' if tps else '—'} |"
         )
     pick = selected(rows)
     if pick:

@@ -311,3 +311,12 @@ def test_a_rerun_of_the_same_seed_and_preset_stands_for_that_seed() -> None:
     rerun = _run(0, 0.04, "abc", "2026-11-24") | {"dataset": "ml-100k"}
     groups = loo._variants([first, other_seed, rerun])
     assert [[r["metrics"]["test/NDCG@10"] for r in runs] for _, runs in groups] == [[0.05, 0.04]]
+
+
+def test_a_continued_run_says_so_where_the_table_says_how_it_ended() -> None:
+    now = loo.preset_digest("sasrec", "beauty")
+    continued = _run(0, 0.05, now, "2026-11-24") | {"dataset": "beauty", "continued_from": {"epoch": 3}}
+    (row,) = [line for line in loo._table([continued], None) if line.startswith("| sasrec")]
+    assert "5/30 (2) early stop, continued |" in row
+    assert loo.how_it_ended({"model": "rectools-sasrec"}) == "fixed"
+    assert loo.how_it_ended({"model": "sasrec", "stopped_by_time_limit": True, "stopped_early": True}) == "time limit"
