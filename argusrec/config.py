@@ -192,7 +192,8 @@ class TrainConfig(_Config):
         gt=0,
         lt=1,
         description="keep an exponential moving average of the weights with this decay per optimizer step (e.g. "
-        "0.999; ramped in over the first steps) and validate, keep as best.pt and end with the averaged weights "
+        "0.999; ramped in: it spans about the last n/9 of the first n steps until the decay holds, after ~9,000 "
+        "steps for 0.999) and validate, keep as best.pt and end with the averaged weights "
         "(argusrec/training/averaging.py); null: the raw weights; single-process runs only",
     )
     log_every: int = Field(50, ge=1, description="optimizer steps between loss log lines")
