@@ -228,3 +228,47 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"  # a killed orphan waits as a zombie until init reaps it
+
+
+TINY = """
+name: tiny
+data: {{path: {data}, max_len: 20}}
+model: {{kind: sasrec, dim: 16, layers: 1, heads: 1, dropout: 0.1}}
+loss: {{uniform_negatives: 16}}
+optim: {{lr: 0.003}}
+train: {{epochs: 4, batch_size: 32, eval_every: 1, patience: null}}
+"""
+
+
+def test_a_killed_run_continued_by_the_benchmark_ends_as_the_uninterrupted_run(tmp_path: Path) -> None:
+    """End to end, real training processes: kill a run after its second evaluation, let train_one continue it."""
+    from argusrec.data.simulator import SimulationConfig
+    from argusrec.recipes.data import simulate
+
+    data = tmp_path / "data"
+    simulate(SimulationConfig(n_events=12_000, seed=2, n_items=150), data, latent=False, progress=False)
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(TINY.format(data=data))
+    kw = {"epochs": 4, "eval_every": 1, "threads": 1, "device": "cpu", "limit": None}
+    whole = loo.train_one(tmp_path / "a", "tiny-s0", data, str(preset), [], 0, **kw)
+
+    run_dir = tmp_path / "b" / "runs" / "tiny-s0-1"
+    overrides = loo.run_overrides(str(preset), [], data, 0, epochs=4, eval_every=1, threads=1, device="cpu")
+    spec = json.dumps({"preset": str(preset), "overrides": overrides, "run_dir": str(run_dir)})
+    proc = subprocess.Popen([sys.executable, loo.__file__, "--child", spec], stdout=subprocess.DEVNULL)
+    try:
+        metrics = run_dir / "metrics.csv"
+        while not metrics.exists() or len(metrics.read_text().splitlines()) < 3:  # header + 2 evaluations
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    continued = loo.train_one(tmp_path / "b", "tiny-s0", data, str(preset), [], 0, **kw)
+    assert continued.continued is not None and 1 <= continued.continued["epoch"] < 4
+    assert continued.summary["epochs_run"] == whole.summary["epochs_run"] == 4
+    for k, v in whole.metrics.items():
+        if k.startswith(("valid/", "test/")):
+            assert continued.metrics[k] == v, k
+    assert continued.curve == whole.curve
+    assert not run_dir.exists()
