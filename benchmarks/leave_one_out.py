@@ -434,7 +434,7 @@ def run_overrides(
 
     preset_cfg = load_config(preset, [*extra, f"data.path={data}"])
     patience = preset_cfg.train.patience
-    overrides = [
+    return [
         *extra,
         f"data.path={data}",
         f"train.epochs={epochs}",
@@ -448,7 +448,6 @@ def run_overrides(
         "train.patience="
         + ("null" if patience is None else str(max(1, patience * preset_cfg.train.eval_every // eval_every))),
     ]
-    return overrides
 
 
 def train_one(
