@@ -416,7 +416,7 @@ def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict,
         if lock is None:  # a run in progress
             continue
         try:
-            progress = load_checkpoint(d / "checkpoints" / "last.pt", kind="last")["progress"]
+            progress = load_checkpoint(d / "checkpoints" / "last.pt", kind="last", mmap=True)["progress"]
         except ArgusrecError as e:  # a truncated last.pt: start afresh rather than fail
             print(f"  not continuing {d.name}: {e}", flush=True)
             lock.close()

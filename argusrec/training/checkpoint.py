@@ -166,8 +166,13 @@ def load_checkpoint(
     model: nn.Module | None = None,
     kind: str | None = None,
     map_location: str | torch.device = "cpu",
+    mmap: bool = False,
 ) -> dict[str, Any]:
     """Read and validate a checkpoint; with ``model``, also check that its parameters match.
+
+    ``mmap=True`` maps the file instead of reading it: a tensor is read from disk only when it is used, so
+    reading a large checkpoint's ``progress`` costs next to nothing (the tensors must not outlive a rewrite
+    of the file).
 
     Nothing is loaded into ``model`` here: callers restore state only after every check has passed, so
     a refused checkpoint never leaves a half-restored model.
@@ -182,7 +187,7 @@ def load_checkpoint(
     if not path.is_file():
         raise ArgusrecError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, zipfile errors...
         text = str(e).strip()
         # torch wraps the useful part of weights_only failures in a long notice; keep just that part.

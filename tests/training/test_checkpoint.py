@@ -67,20 +67,30 @@ def test_round_trip_with_weights_only(tmp_path: Path) -> None:
     assert all(torch.equal(v, params_of(model)[k]) for k, v in other.state_dict().items())
 
 
+def test_mapped_read_gives_the_same_checkpoint(tmp_path: Path) -> None:
+    model = TinyModel()
+    path = save_checkpoint(tmp_path / "last.pt", last_checkpoint(model))
+    read, mapped = load_checkpoint(path, kind="last"), load_checkpoint(path, kind="last", mmap=True)
+    assert mapped["progress"] == read["progress"] == PROGRESS
+    assert read["model"].keys() == mapped["model"].keys()
+    assert all(torch.equal(mapped["model"][k], v) for k, v in read["model"].items())
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ArgusrecError, match=r"nope\.pt: no such checkpoint file"):
         load_checkpoint(tmp_path / "nope.pt")
 
 
+@pytest.mark.parametrize("mmap", [False, True])
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_corrupted_file_refused(tmp_path: Path, damage: str) -> None:
+def test_corrupted_file_refused(tmp_path: Path, damage: str, mmap: bool) -> None:
     path = save_checkpoint(tmp_path / "last.pt", last_checkpoint())
     data = path.read_bytes()
     path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a zip" * 100, "empty": b""}[damage])
     with pytest.raises(
         ArgusrecError, match=r"last\.pt: cannot read the checkpoint, the file is truncated or corrupted"
     ):
-        load_checkpoint(path)
+        load_checkpoint(path, mmap=mmap)
 
 
 def test_other_format_version_refused(tmp_path: Path) -> None:
