@@ -404,9 +404,13 @@ def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict,
         return int(tail) if tail.isdigit() else -1
 
     for d in sorted((work / "runs").glob(f"{tag}-[0-9]*"), key=ns, reverse=True):
-        if d.name != f"{tag}-{ns(d)}" or not (d / "checkpoints" / "last.pt").is_file():
+        if d.name != f"{tag}-{ns(d)}":  # another tag's run (``<tag>-1-<ns>``) or a failed continuation
+            continue
+        if not (d / "checkpoints" / "last.pt").is_file():
+            print(f"  not continuing {d.name}: no checkpoints/last.pt (left on disk)", flush=True)
             continue
         if not (d / "config.yaml").exists() or (d / "config.yaml").read_text() != config_yaml:
+            print(f"  not continuing {d.name}: its config.yaml is not this run's (left on disk)", flush=True)
             continue
         try:
             started = json.loads((d / LOCK).read_text()).get("commit") if (d / LOCK).exists() else None
@@ -418,7 +422,7 @@ def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict,
         try:
             progress = load_checkpoint(d / "checkpoints" / "last.pt", kind="last", mmap=True)["progress"]
         except ArgusrecError as e:  # a truncated last.pt: start afresh rather than fail
-            print(f"  not continuing {d.name}: {e}", flush=True)
+            print(f"  not continuing {d.name}: {e} (left on disk)", flush=True)
             lock.close()
             continue
         return d, {k: progress[k] for k in ("epoch", "step", "seconds")} | {"commit": started}, lock

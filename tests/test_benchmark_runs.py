@@ -45,7 +45,9 @@ def _left_behind(work: Path, name: str, config_yaml: str, *, epoch: int, seconds
     return d
 
 
-def test_the_newest_dead_run_with_the_same_config_is_the_one_continued(tmp_path: Path) -> None:
+def test_the_newest_dead_run_with_the_same_config_is_the_one_continued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     yaml = load_config(PRESET, _overrides(tmp_path)).to_yaml()
     other = load_config(PRESET, [*_overrides(tmp_path), "train.seed=7"]).to_yaml()
     _left_behind(tmp_path, "beauty-sasrec-s0-100", yaml, epoch=2, seconds=50.0)
@@ -62,6 +64,10 @@ def test_the_newest_dead_run_with_the_same_config_is_the_one_continued(tmp_path:
     lock.close()
     assert run_dir.name == "beauty-sasrec-s0-200"
     assert progress == {"epoch": 4, "step": 40, "seconds": 90.0, "commit": "abc1234"}
+    said = capsys.readouterr().out  # the directories passed over are named, not deleted
+    assert "not continuing beauty-sasrec-s0-400: no checkpoints/last.pt (left on disk)" in said
+    assert "not continuing beauty-sasrec-s0-300: its config.yaml is not this run's (left on disk)" in said
+    assert "s0-1-500" not in said and "600.failed" not in said and (tmp_path / "runs/beauty-sasrec-s0-300").is_dir()
     assert loo.interrupted_run(tmp_path, "sports-sasrec-s0", yaml) is None
 
 
