@@ -25,9 +25,15 @@ and training seconds of the checkpoint it resumed from, and the commit that star
 ``--run-limit`` include the training seconds before that checkpoint (not the earlier process's start-up, nor the
 work done after its last checkpoint, which is lost).
 
+A tuning grid entry that wins on validation is made part of its preset; the tuning runs of that entry then
+trained exactly the runs this benchmark would train. ``--adopt-tuned`` takes such a run's record from
+benchmarks/results/tune_presets.json (same resolved config, seed and device kind; not stopped by a time limit)
+instead of training it again; the record says ``adopted_from`` and the table ``tuning run``.
+
     python benchmarks/leave_one_out.py                                   # everything, full length
     python benchmarks/leave_one_out.py --seeds 0 --time-budget 200 --deadline 40   # a reduced run
     python benchmarks/leave_one_out.py --datasets beauty --models sasrec,rectools-sasrec --max-epochs 5
+    python benchmarks/leave_one_out.py --datasets beauty --models bsarec --threads 1 --adopt-tuned --resume
     python benchmarks/leave_one_out.py --render-only                     # rewrite the markdown only
 
 Writes benchmarks/results/leave_one_out.json (after every run) and its section of docs/benchmarks.md.
@@ -543,6 +549,36 @@ def train_one(
     return Trained(summary, keep, pop, overrides, sec, peak, load, limited, curve, continued)
 
 
+#: Keys of a tune_presets record that name its place in the tuning grid, not the run: kept under ``adopted_from``.
+TUNING_KEYS = ("grid", "label", "grid_overrides", "applied", "dropped", "overrides", "preset_digest", "note_run")
+
+
+def tuned_run(dataset: str, model: str, seed: int, where: str, config_yaml: str) -> dict | None:
+    """The newest tune_presets.py record that trained exactly this run, as a record of this benchmark; or None.
+
+    A tuning run of (dataset, model, seed) on the same device kind whose resolved config (its preset with its
+    overrides: the data, epochs, seed, threads, validation schedule and the grid's entry) equals ``config_yaml``
+    is the run this benchmark would train, so after a grid entry is made part of a preset the benchmark takes the
+    tuning run's result instead of training it again (``--adopt-tuned``). A tuning run stopped by its time limit
+    is not taken: the preset's run would have gone on. The record keeps the tuning run's metrics, seconds,
+    commit, date and hardware, and says where it came from (``adopted_from``: grid, label, overrides, preset
+    digest).
+    """
+    from argusrec.config import load_config
+
+    for r in reversed(read_results("tune_presets")):
+        if not r.get("metrics") or (r["dataset"], r["model"], r["seed"], _where(r)) != (dataset, model, seed, where):
+            continue
+        if r.get("stopped_by_time_limit") or load_config(r["preset"], r["overrides"]).to_yaml() != config_yaml:
+            continue
+        tuned = {k: r[k] for k in TUNING_KEYS if k in r}
+        return {k: v for k, v in r.items() if k not in TUNING_KEYS} | {
+            "benchmark": BENCH,
+            "adopted_from": {"benchmark": "tune_presets", **tuned},
+        }
+    return None
+
+
 def has_current_record(records: list[dict], dataset: str, model: str, seed: int, where: str) -> bool:
     """A finished record of (dataset, model, seed) on this device kind (``where``) and, for our models, of the
     preset as it is now: after a preset changes ``--resume`` runs it again (the older rows stay, labelled)."""
@@ -616,6 +652,18 @@ class Runner:
             cap, per_epoch = min(self.args.max_epochs, preset_cfg.train.epochs), float("nan")
             eval_every = 2  # a cut run must have validated recently for its best checkpoint to be current
         print(f"[{dataset}] {model} seed {seed}: {preset}, epochs cap {cap} (~{per_epoch:.0f} s/epoch)", flush=True)
+        common = dict(preset=preset, preset_digest=preset_digest(model, dataset), epochs_cap=cap)
+        common |= dict(max_epochs=self.args.max_epochs, time_budget_s=self.args.time_budget)
+        if self.args.adopt_tuned:
+            overrides = run_overrides(
+                preset, extra, data, seed, epochs=cap, eval_every=eval_every, threads=self.args.threads,
+                device=self.args.device,
+            )  # fmt: skip
+            tuned = tuned_run(dataset, model, seed, self.where, load_config(preset, overrides).to_yaml())
+            if tuned is not None:
+                adopted = tuned["adopted_from"]
+                print(f"  adopted: tune_presets run {adopted['grid']}/{adopted['label']} ({tuned['commit']})")
+                return tuned | common | {"overrides": overrides}
         run = train_one(
             self.work,
             f"{dataset}-{model}-s{seed}",
@@ -639,12 +687,8 @@ class Runner:
             run.metrics,
             run.seconds,
             seed=seed,
-            preset=preset,
-            preset_digest=preset_digest(model, dataset),
+            **common,
             overrides=run.overrides,
-            epochs_cap=cap,
-            max_epochs=self.args.max_epochs,
-            time_budget_s=self.args.time_budget,
             epochs_run=summary["epochs_run"],
             best_epoch=summary["best_epoch"],
             stopped_early=summary["stopped_early"],
@@ -794,6 +838,12 @@ def main() -> None:
         help="seconds; a run still training then is stopped and its best checkpoint evaluated (replaces "
         "--time-budget's epoch caps: each run gets the preset's epochs)",
     )
+    ap.add_argument(
+        "--adopt-tuned",
+        action="store_true",
+        help="take a tune_presets.py run that trained exactly the run due (same resolved config, seed and device "
+        "kind) instead of training it again",
+    )
     ap.add_argument("--shared", default=str(SHARED), help="folder of the public datasets (../shared/data)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-eval", help=argparse.SUPPRESS)
@@ -888,8 +938,9 @@ def _table(rows: list[dict], pop: dict | None) -> list[str]:
 
 
 def how_it_ended(r: dict) -> str:
-    """``time limit`` / ``early stop`` / ``cap`` (``fixed``: RecTools' set epochs), and ``continued`` for a run
-    finished by a later benchmark process (:func:`interrupted_run`)."""
+    """``time limit`` / ``early stop`` / ``cap`` (``fixed``: RecTools' set epochs), ``continued`` for a run
+    finished by a later benchmark process (:func:`interrupted_run`) and ``tuning run`` for one trained by
+    tune_presets.py (:func:`tuned_run`)."""
     how = (
         "time limit"
         if r.get("stopped_by_time_limit")
@@ -897,7 +948,7 @@ def how_it_ended(r: dict) -> str:
         if r.get("stopped_early")
         else ("fixed" if r["model"] == "rectools-sasrec" else "cap")
     )
-    return how + (", continued" if r.get("continued_from") else "")
+    return how + (", continued" if r.get("continued_from") else "") + (", tuning run" if r.get("adopted_from") else "")
 
 
 def _table_row(label: str, model: str, runs: list[dict]) -> str:

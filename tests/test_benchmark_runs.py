@@ -278,3 +278,97 @@ def test_a_killed_run_continued_by_the_benchmark_ends_as_the_uninterrupted_run(t
             assert continued.metrics[k] == v, k
     assert continued.curve == whole.curve
     assert not run_dir.exists()
+
+
+def test_a_tuning_run_of_exactly_the_run_due_is_adopted_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grid = ["train.ema_decay=0.999"]  # the grid entry that won and is now part of the preset
+
+    def overrides(extra: list[str]) -> list[str]:
+        return loo.run_overrides(PRESET, extra, tmp_path, 1, epochs=5, eval_every=1, threads=1, device="cpu")
+
+    tuned = overrides(grid)
+    base = {
+        "benchmark": "tune_presets",
+        "dataset": "ml-100k",
+        "model": "sasrec",
+        "seed": 1,
+        "metrics": {"test/NDCG@10": 0.11},
+        "seconds": 90.0,
+        "commit": "abc1234",
+        "preset": PRESET,
+        "preset_digest": "0ld0ld00",
+        "overrides": tuned,
+        "grid": "sasrec-hparams",
+        "label": "ema",
+        "grid_overrides": grid,
+        "applied": grid,
+        "dropped": [],
+        "ran_on": "cpu (1 cores)",
+        "stopped_early": True,
+        "stopped_by_time_limit": False,
+        "note_run": "two runs at a time",
+    }
+    records = [
+        base,
+        base | {"seed": 2, "commit": "seed2"},
+        base | {"metrics": {}, "commit": "failed"},
+        base | {"ran_on": "NVIDIA H100, 1 runs sharing it", "commit": "gpu"},
+        base | {"stopped_by_time_limit": True, "commit": "cut"},  # newest, but its limit ended it
+        base | {"overrides": overrides(["model.dropout=0.3"]), "commit": "other"},
+    ]
+    monkeypatch.setattr(loo, "read_results", lambda bench: records if bench == "tune_presets" else [])
+    due = load_config(PRESET, tuned).to_yaml()  # the preset with the entry, as the benchmark would run it
+    rec = loo.tuned_run("ml-100k", "sasrec", 1, "cpu", due)
+    assert rec is not None and rec["commit"] == "abc1234" and rec["metrics"] == base["metrics"]
+    assert rec["benchmark"] == "leave_one_out" and rec["seconds"] == 90.0 and "label" not in rec
+    assert rec["adopted_from"] == {"benchmark": "tune_presets"} | {k: base[k] for k in loo.TUNING_KEYS}
+    assert loo.how_it_ended(rec) == "early stop, tuning run"
+    gpu = loo.tuned_run("ml-100k", "sasrec", 1, "gpu", due)
+    assert gpu is not None and gpu["commit"] == "gpu"
+    assert loo.tuned_run("ml-100k", "sasrec", 0, "cpu", due) is None  # no tuning run of that seed
+    assert loo.tuned_run("ml-100k", "sasrec", 1, "cpu", load_config(PRESET, overrides([])).to_yaml()) is None
+
+
+def test_the_benchmark_records_an_adopted_run_without_training_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    preset, extra = loo.preset_for("sasrec", "ml-100k")
+    args = argparse.Namespace(
+        workdir=str(tmp_path), device="cpu", threads=1, run_limit=600.0, max_epochs=200, time_budget=float("inf"),
+        adopt_tuned=True, jobs=1,
+    )  # fmt: skip
+    cap = min(200, load_config(preset, [f"data.path={tmp_path}"]).train.epochs)
+    due = loo.run_overrides(preset, extra, tmp_path, 0, epochs=cap, eval_every=2, threads=1, device="cpu")
+    grid = ["train.ema_decay=0.99"]
+    tuning = {
+        "dataset": "ml-100k",
+        "model": "sasrec",
+        "seed": 0,
+        "metrics": {"test/NDCG@10": 0.12},
+        "seconds": 50.0,
+        "commit": "abc1234",
+        "preset": preset,
+        "overrides": [*grid, *due],  # the preset, the winning entry, then what the benchmark gives every run
+        "grid": "g",
+        "label": "ema",
+        "ran_on": "cpu (1 cores)",
+    }
+    monkeypatch.setattr(loo, "read_results", lambda bench: [tuning] if bench == "tune_presets" else [])
+
+    def no_training(*a: object, **k: object) -> None:
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(loo, "train_one", no_training)
+    runner = loo.Runner(args, [])
+    # the preset as it is now does not hold the entry: nothing to adopt, so the run is trained
+    with pytest.raises(AssertionError, match="trained"):
+        runner.ours("ml-100k", tmp_path, "sasrec", 0)
+    monkeypatch.setattr(loo, "preset_for", lambda m, d: (preset, [*grid, *extra]))  # the entry made part of it
+    rec = runner.ours("ml-100k", tmp_path, "sasrec", 0)
+    assert rec["metrics"] == tuning["metrics"] and rec["commit"] == "abc1234" and rec["epochs_cap"] == cap
+    assert rec["overrides"] == [*grid, *due] and rec["adopted_from"]["label"] == "ema"
+    assert rec["preset_digest"] == loo.preset_digest("sasrec", "ml-100k")
