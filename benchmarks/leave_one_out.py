@@ -804,7 +804,9 @@ class Runner:
             self.save()
 
     def _add(self, rec: dict) -> None:
-        """Append a record, replacing earlier empty ones (not run / failed) of the same run on this device kind."""
+        """Append a record of this invocation (with its ``--note``), replacing earlier empty ones (not run /
+        failed) of the same run on this device kind."""
+        rec.setdefault("note_run", self.args.note)
         key = (rec["dataset"], rec["model"], rec["seed"], _where(rec))
         self.records[:] = [
             r for r in self.records if r["metrics"] or (r["dataset"], r["model"], r["seed"], _where(r)) != key
@@ -885,8 +887,6 @@ def main() -> None:
             )
         for dataset, model, seed in (t for t in todo if t[1] == "rectools-sasrec"):
             runner.run(dataset, model, seed, deadline)
-    for r in records:
-        r.setdefault("note_run", args.note)
     runner.save()
     print(f"wrote benchmarks/results/{BENCH}.json and docs/benchmarks.md")
 

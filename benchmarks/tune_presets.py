@@ -256,6 +256,7 @@ class Sweep:
             print(f"[{dataset}] skipped: {loo.SHARED / loo.DATASETS[dataset][1]} is absent", flush=True)
             return
         common = {"label": label, "grid": self.args.grid, "grid_overrides": overrides, "ran_on": self.ran_on}
+        common["note_run"] = self.args.note  # this invocation's runs only (--resume keeps older records' notes)
         common["preset_digest"] = loo.preset_digest(model, dataset)  # the preset these overrides were applied to
         if time.time() > deadline:
             note = f"not run: the sweep's deadline ({self.args.deadline:.0f} min) had passed"
@@ -575,8 +576,6 @@ def main() -> None:
             loo.prepare(sweep.work, d)  # once, before workers race to it
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda t: sweep.run(t[0], t[1], t[2], t[3], t[4], deadline), todo))
-    for r in records:
-        r.setdefault("note_run", args.note)
     sweep.save()
     print(f"wrote benchmarks/results/{BENCH}.json and docs/benchmarks.md\n")
     print_best(records)

@@ -372,3 +372,15 @@ def test_the_benchmark_records_an_adopted_run_without_training_it(
     assert rec["metrics"] == tuning["metrics"] and rec["commit"] == "abc1234" and rec["epochs_cap"] == cap
     assert rec["overrides"] == [*grid, *due] and rec["adopted_from"]["label"] == "ema"
     assert rec["preset_digest"] == loo.preset_digest("sasrec", "ml-100k")
+
+
+def test_a_runs_note_goes_on_the_records_of_that_invocation_only(tmp_path: Path) -> None:
+    import argparse
+
+    args = argparse.Namespace(workdir=str(tmp_path), device="cpu", threads=1, jobs=1, note="beside a CI run")
+    older = {"dataset": "beauty", "model": "sasrec", "seed": 0, "metrics": {"x": 1.0}, "ran_on": "cpu (1 cores)"}
+    failed = older | {"seed": 1, "metrics": {}}
+    runner = loo.Runner(args, [older, failed])  # --resume: the records already written
+    runner._add(older | {"seed": 1, "metrics": {"x": 2.0}})
+    assert runner.records == [older, older | {"seed": 1, "metrics": {"x": 2.0}, "note_run": "beside a CI run"}]
+    assert "note_run" not in older  # an older record without a note keeps none (not this run's conditions)
