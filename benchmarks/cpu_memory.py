@@ -4,7 +4,7 @@ A CPU training process whose batches change shape from step to step (length-buck
 BSARec presets use) keeps the memory it frees in glibc's heap, so its resident size grows far above its
 live tensors. ``train.release_memory_every: N`` calls ``malloc_trim(0)`` every N optimizer steps
 (argusrec.training.device.release_freed_memory). This benchmark trains a preset for ``--steps`` optimizer
-steps once per setting, each in its own process (leave_one_out.train_one: training, then the usual
+steps once per setting, each in its own process (training_runs.train_one: training, then the usual
 full-catalog evaluation), over ``--rounds`` rounds whose order alternates, and records the process's peak
 RSS and the training throughput inside the optimizer steps (the trim calls included).
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import leave_one_out as loo
+import training_runs
 from report import ROOT, read_results, record, write_results, write_section
 
 sys.path.insert(1, str(ROOT))
@@ -132,7 +133,7 @@ def main() -> None:
         order = settings if k % 2 == 0 else settings[::-1]
         for position, every in enumerate(order):
             t0 = time.perf_counter()
-            run = loo.train_one(
+            run = training_runs.train_one(
                 work,
                 f"memory-{args.preset}-{every}",
                 data,

@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import leave_one_out as loo
+import training_runs
 from report import ROOT, read_results, record, write_results, write_section
 
 sys.path.insert(1, str(ROOT))
@@ -46,12 +47,12 @@ SIDES = ("sasrec", "rectools-sasrec")  # ours, theirs
 
 
 def run_ours(work: Path, data: Path, preset: str, steps: int, seed: int, threads: int) -> tuple[dict, dict]:
-    """Our preset for ``steps`` optimizer steps (loo.train_one: its own process, then evaluated):
+    """Our preset for ``steps`` optimizer steps (training_runs.train_one: its own process, then evaluated):
     (metrics, extra record fields)."""
     from argusrec.config import load_config
 
     cfg = load_config(preset, [f"data.path={data}"])
-    run = loo.train_one(
+    run = training_runs.train_one(
         work,
         f"throughput-{preset}-s{seed}",
         data,
@@ -78,7 +79,7 @@ def run_theirs(
     out = work / "rectools" / f"throughput-{preset}-s{seed}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = loo.rectools_command(python, cfg, data, out, seed=seed, threads=threads)
-    _, peak, _, load = loo.measured([*cmd, "--epochs", "1", "--max-steps", str(steps)])
+    _, peak, _, load = training_runs.measured([*cmd, "--epochs", "1", "--max-steps", str(steps)])
     info = json.loads((out / "summary.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     if info["step_targets"] == 0 or info["step_seconds"] <= 0:

@@ -70,6 +70,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import leave_one_out as loo
+import training_runs
 from report import read_results, record, stamp_note, write_results, write_section
 
 BENCH = "tune_presets"
@@ -289,7 +290,7 @@ class Sweep:
             + (f", dropped {' '.join(dropped)}" if dropped else ""),
             flush=True,
         )
-        run = loo.train_one(
+        run = training_runs.train_one(
             self.work,
             f"{dataset}-{model}-{label}-s{seed}",
             data,
@@ -504,7 +505,7 @@ def print_best(records: list[dict]) -> None:
 
 
 def main() -> None:
-    loo.stop_children_on_exit()
+    training_runs.stop_children_on_exit()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="beauty,sports", help="comma-separated (leave_one_out's names)")
     ap.add_argument("--models", default="sasrec", help=f"comma-separated, of {','.join(MODELS)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from argusrec.training.checkpoint import make_checkpoint, save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import leave_one_out as loo
+import training_runs
 
 PRESET = "sasrec-ml-1m"
 
@@ -41,7 +43,7 @@ def _left_behind(work: Path, name: str, config_yaml: str, *, epoch: int, seconds
     )
     save_checkpoint(d / "checkpoints" / "last.pt", ckpt)
     if started:
-        (d / loo.LOCK).write_text(json.dumps({"pid": 1, "commit": started}))
+        (d / training_runs.LOCK).write_text(json.dumps({"pid": 1, "commit": started}))
     return d
 
 
@@ -58,7 +60,7 @@ def test_the_newest_dead_run_with_the_same_config_is_the_one_continued(
     ).unlink()  # nothing to continue from
     _left_behind(tmp_path, "beauty-sasrec-s0-1-500", yaml, epoch=9, seconds=1.0)  # another tag's run ("...-s0-1")
     _left_behind(tmp_path, "beauty-sasrec-s0-600.failed", yaml, epoch=9, seconds=1.0)  # a failed continuation
-    found = loo.interrupted_run(tmp_path, "beauty-sasrec-s0", yaml)
+    found = training_runs.interrupted_run(tmp_path, "beauty-sasrec-s0", yaml)
     assert found is not None
     run_dir, progress, lock = found
     lock.close()
@@ -68,15 +70,15 @@ def test_the_newest_dead_run_with_the_same_config_is_the_one_continued(
     assert "not continuing beauty-sasrec-s0-400: no checkpoints/last.pt (left on disk)" in said
     assert "not continuing beauty-sasrec-s0-300: its config.yaml is not this run's (left on disk)" in said
     assert "s0-1-500" not in said and "600.failed" not in said and (tmp_path / "runs/beauty-sasrec-s0-300").is_dir()
-    assert loo.interrupted_run(tmp_path, "sports-sasrec-s0", yaml) is None
+    assert training_runs.interrupted_run(tmp_path, "sports-sasrec-s0", yaml) is None
 
 
 def test_a_run_locked_by_a_live_process_or_with_a_truncated_checkpoint_is_left_alone(tmp_path: Path) -> None:
     yaml = load_config(PRESET, _overrides(tmp_path)).to_yaml()
     mine = _left_behind(tmp_path, "ml-hstu-s1-100", yaml, epoch=1, seconds=10.0)
-    held = loo.own(mine)  # this process's run in progress
+    held = training_runs.own(mine)  # this process's run in progress
     assert held is not None
-    assert loo.interrupted_run(tmp_path, "ml-hstu-s1", yaml) is None
+    assert training_runs.interrupted_run(tmp_path, "ml-hstu-s1", yaml) is None
     held.close()
     # a training process whose benchmark was killed still holds its run directory (the lock it inherited)
     orphan = _left_behind(tmp_path, "ml-hstu-s1-200", yaml, epoch=2, seconds=20.0)
@@ -84,7 +86,7 @@ def test_a_run_locked_by_a_live_process_or_with_a_truncated_checkpoint_is_left_a
         [
             sys.executable,
             "-c",
-            f"import fcntl, sys, time; f = open({str(orphan / loo.LOCK)!r}, 'a+'); "
+            f"import fcntl, sys, time; f = open({str(orphan / training_runs.LOCK)!r}, 'a+'); "
             "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
@@ -92,7 +94,7 @@ def test_a_run_locked_by_a_live_process_or_with_a_truncated_checkpoint_is_left_a
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        found = loo.interrupted_run(tmp_path, "ml-hstu-s1", yaml)
+        found = training_runs.interrupted_run(tmp_path, "ml-hstu-s1", yaml)
         assert found is not None and found[0] == mine  # the older, unheld one
         found[2].close()
     finally:
@@ -101,7 +103,7 @@ def test_a_run_locked_by_a_live_process_or_with_a_truncated_checkpoint_is_left_a
     broken = _left_behind(tmp_path, "ml-hstu-s1-300", yaml, epoch=3, seconds=30.0)
     last = broken / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:100])
-    found = loo.interrupted_run(tmp_path, "ml-hstu-s1", yaml)
+    found = training_runs.interrupted_run(tmp_path, "ml-hstu-s1", yaml)
     assert (
         found is not None and found[0] == orphan
     )  # the truncated one is passed over (the newest held one is free now)
@@ -109,12 +111,14 @@ def test_a_run_locked_by_a_live_process_or_with_a_truncated_checkpoint_is_left_a
 
 
 def _summary_line() -> str:
-    metrics = {f"{s}/{k}": 0.1 for s in ("valid", "test") for k in (*loo.METRICS, "MRR")} | {"events_per_s": 5.0}
+    metrics = {f"{s}/{k}": 0.1 for s in ("valid", "test") for k in (*training_runs.METRICS, "MRR")} | {
+        "events_per_s": 5.0
+    }
     return "SUMMARY " + json.dumps({"metrics": metrics, "popularity_baseline": {}, "epochs_run": 5, "best_epoch": 4})
 
 
-def _train(tmp_path: Path, limit: float) -> loo.Trained:
-    return loo.train_one(
+def _train(tmp_path: Path, limit: float) -> training_runs.Trained:
+    return training_runs.train_one(
         tmp_path,
         "ml-sasrec-s0",
         tmp_path / "data",
@@ -130,7 +134,9 @@ def _train(tmp_path: Path, limit: float) -> loo.Trained:
 
 
 def _left_for_train_one(tmp_path: Path, seconds: float) -> Path:
-    overrides = loo.run_overrides(PRESET, [], tmp_path / "data", 0, epochs=5, eval_every=1, threads=1, device="cpu")
+    overrides = training_runs.run_overrides(
+        PRESET, [], tmp_path / "data", 0, epochs=5, eval_every=1, threads=1, device="cpu"
+    )
     yaml = load_config(PRESET, overrides).to_yaml()
     return _left_behind(tmp_path, "ml-sasrec-s0-100", yaml, epoch=3, seconds=seconds, started="abc1234")
 
@@ -144,11 +150,11 @@ def test_a_continued_run_spends_only_what_is_left_of_its_limit_and_counts_the_se
     def fake_measured(args: list[str], timeout: float | None = None, keep_fd: int | None = None) -> tuple:
         calls.append((args, timeout))
         assert keep_fd is not None  # the training process holds the run directory's lock too
-        lock = Path(json.loads(args[-1])["run_dir"]) / loo.LOCK
-        assert json.loads(lock.read_text())["pid"] == loo.os.getpid()
+        lock = Path(json.loads(args[-1])["run_dir"]) / training_runs.LOCK
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
         return 100.0, 64.0, _summary_line(), {}
 
-    monkeypatch.setattr(loo, "measured", fake_measured)
+    monkeypatch.setattr(training_runs, "measured", fake_measured)
     run = _train(tmp_path, limit=1000.0)
     ((args, timeout),) = calls
     assert args[-2] == "--child" and json.loads(args[-1])["run_dir"] == str(left)  # resumes from its last.pt
@@ -170,7 +176,7 @@ def test_a_run_continued_after_its_limit_is_only_evaluated(tmp_path: Path, monke
         calls.append(args[-2])
         return 5.0, 64.0, _summary_line(), {}
 
-    monkeypatch.setattr(loo, "measured", fake_measured)
+    monkeypatch.setattr(training_runs, "measured", fake_measured)
     run = _train(tmp_path, limit=1000.0)
     assert calls == ["--child-eval"] and run.limited and run.seconds == pytest.approx(1200.0)
 
@@ -183,7 +189,7 @@ def test_a_failed_continuation_is_set_aside_and_the_next_start_trains_afresh(
     def failing(args: list[str], timeout: float | None = None, keep_fd: int | None = None) -> tuple:
         raise RuntimeError("status 1: the data changed")
 
-    monkeypatch.setattr(loo, "measured", failing)
+    monkeypatch.setattr(training_runs, "measured", failing)
     with pytest.raises(RuntimeError, match="the data changed"):
         _train(tmp_path, limit=1000.0)
     assert not left.exists() and left.with_name(left.name + ".failed").is_dir()
@@ -193,7 +199,7 @@ def test_a_failed_continuation_is_set_aside_and_the_next_start_trains_afresh(
         dirs.append(json.loads(args[-1])["run_dir"])
         return 100.0, 64.0, _summary_line(), {}
 
-    monkeypatch.setattr(loo, "measured", fake_measured)
+    monkeypatch.setattr(training_runs, "measured", fake_measured)
     assert _train(tmp_path, limit=1000.0).continued is None and dirs[0] != str(left)
 
 
@@ -206,8 +212,8 @@ def test_a_stopped_benchmark_takes_the_training_process_it_started_with_it(tmp_p
         [
             sys.executable,
             "-c",
-            "import sys; sys.path.insert(0, sys.argv[1]); import leave_one_out as loo; loo.stop_children_on_exit(); "
-            "loo.measured([sys.executable, '-c', sys.argv[2]])",
+            "import sys; sys.path.insert(0, sys.argv[1]); import training_runs; training_runs.stop_children_on_exit(); "
+            "training_runs.measured([sys.executable, '-c', sys.argv[2]])",
             str(Path(loo.__file__).parent),
             trainer,
         ]
@@ -256,12 +262,12 @@ def test_a_killed_run_continued_by_the_benchmark_ends_as_the_uninterrupted_run(t
     preset = tmp_path / "tiny.yaml"
     preset.write_text(TINY.format(data=data))
     kw = {"epochs": 4, "eval_every": 1, "threads": 1, "device": "cpu", "limit": None}
-    whole = loo.train_one(tmp_path / "a", "tiny-s0", data, str(preset), [], 0, **kw)
+    whole = training_runs.train_one(tmp_path / "a", "tiny-s0", data, str(preset), [], 0, **kw)
 
     run_dir = tmp_path / "b" / "runs" / "tiny-s0-1"
-    overrides = loo.run_overrides(str(preset), [], data, 0, epochs=4, eval_every=1, threads=1, device="cpu")
+    overrides = training_runs.run_overrides(str(preset), [], data, 0, epochs=4, eval_every=1, threads=1, device="cpu")
     spec = json.dumps({"preset": str(preset), "overrides": overrides, "run_dir": str(run_dir)})
-    proc = subprocess.Popen([sys.executable, loo.__file__, "--child", spec], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, training_runs.__file__, "--child", spec], stdout=subprocess.DEVNULL)
     try:
         metrics = run_dir / "metrics.csv"
         while not metrics.exists() or len(metrics.read_text().splitlines()) < 3:  # header + 2 evaluations
@@ -270,7 +276,7 @@ def test_a_killed_run_continued_by_the_benchmark_ends_as_the_uninterrupted_run(t
     finally:
         proc.kill()
         proc.wait()
-    continued = loo.train_one(tmp_path / "b", "tiny-s0", data, str(preset), [], 0, **kw)
+    continued = training_runs.train_one(tmp_path / "b", "tiny-s0", data, str(preset), [], 0, **kw)
     assert continued.continued is not None and 1 <= continued.continued["epoch"] < 4
     assert continued.summary["epochs_run"] == whole.summary["epochs_run"] == 4
     for k, v in whole.metrics.items():
@@ -286,7 +292,7 @@ def test_a_tuning_run_of_exactly_the_run_due_is_adopted_and_says_so(
     grid = ["train.ema_decay=0.999"]  # the grid entry that won and is now part of the preset
 
     def overrides(extra: list[str]) -> list[str]:
-        return loo.run_overrides(PRESET, extra, tmp_path, 1, epochs=5, eval_every=1, threads=1, device="cpu")
+        return training_runs.run_overrides(PRESET, extra, tmp_path, 1, epochs=5, eval_every=1, threads=1, device="cpu")
 
     tuned = overrides(grid)
     base = {
@@ -342,7 +348,7 @@ def test_the_benchmark_records_an_adopted_run_without_training_it(
         adopt_tuned=True, jobs=1,
     )  # fmt: skip
     cap = min(200, load_config(preset, [f"data.path={tmp_path}"]).train.epochs)
-    due = loo.run_overrides(preset, extra, tmp_path, 0, epochs=cap, eval_every=2, threads=1, device="cpu")
+    due = training_runs.run_overrides(preset, extra, tmp_path, 0, epochs=cap, eval_every=2, threads=1, device="cpu")
     grid = ["train.ema_decay=0.99"]
     tuning = {
         "dataset": "ml-100k",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import leave_one_out as loo
+import training_runs
 
 
 def _run(seed: int, ndcg: float, digest: str | None, date: str) -> dict:
@@ -242,8 +243,8 @@ def test_tuning_rows_on_an_earlier_preset_stay_apart_and_come_after() -> None:
 def test_valid_curve_reads_every_evaluation_of_a_run(tmp_path: Path) -> None:
     metrics = tmp_path / "metrics.csv"
     metrics.write_text("epoch,step,valid/HR@10,valid/NDCG@10\n0,10,0.1,0.0412345\n2,30,0.2,0.05\n")
-    assert loo.valid_curve(metrics) == [[0, 0.04123], [2, 0.05]]
-    assert loo.valid_curve(tmp_path / "missing.csv") == []
+    assert training_runs.valid_curve(metrics) == [[0, 0.04123], [2, 0.05]]
+    assert training_runs.valid_curve(tmp_path / "missing.csv") == []
 
 
 def test_older_preset_versions_of_the_same_day_follow_the_order_their_records_were_written() -> None:
