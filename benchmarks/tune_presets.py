@@ -352,11 +352,12 @@ def _groups(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
 def row_label(r: dict, current: str) -> str:
     """A run's row: its grid label, plus the preset version when the overrides were applied to an earlier
     version of the preset than ``current`` (today's digest; records from before the digest was stored count as
-    today's)."""
+    today's). The seeds of one entry on one preset version share a row whatever commit ran them (the section
+    lists the commits)."""
     digest = r.get("preset_digest")
     if digest is None or digest == current:
         return r["label"]
-    return f"{r['label']} (earlier preset {digest}, commit {r['commit']})"
+    return f"{r['label']} (earlier preset {digest})"
 
 
 def _by_label(rows: list[dict]) -> dict[str, list[dict]]:
@@ -451,7 +452,7 @@ def _section(dataset: str, model: str, rows: list[dict], where: str) -> list[str
         tps = [r["metrics"]["events_per_s"] for r in rs if not math.isnan(r["metrics"].get("events_per_s", math.nan))]
         lines.append(
             f"| {label} | {ov} | {','.join(str(r['seed']) for r in rs)} | {' | '.join(cols)} | {epochs} | "
-            f"{', '.join(loo.how_it_ended(r) for r in rs)} | {f'{np.mean(tps):,.0f}' if tps else '—'} |"
+            f"{'; '.join(loo.how_it_ended(r) for r in rs)} | {f'{np.mean(tps):,.0f}' if tps else '—'} |"
         )
     pick = selected(rows)
     if pick:

@@ -233,10 +233,12 @@ def test_tuning_rows_on_an_earlier_preset_stay_apart_and_come_after() -> None:
         return rec | ({"preset_digest": digest} if digest else {})
 
     old, new, legacy = run("preset", 0.07, "00000000"), run("preset", 0.12, now), run("preset", 0.11, None)
-    assert tp.row_label(old, now) == "preset (earlier preset 00000000, commit abc1234)"
+    assert tp.row_label(old, now) == "preset (earlier preset 00000000)"
     assert tp.row_label(new, now) == tp.row_label(legacy, now) == "preset"  # no digest stored: taken as today's
-    rows = tp._by_label([old, run("preset-drop0.3", 0.05, now), new])
-    assert list(rows) == ["preset", "preset-drop0.3", "preset (earlier preset 00000000, commit abc1234)"]
+    later = old | {"seed": 1, "commit": "def5678"}  # another seed of the same entry on that version, a later commit
+    rows = tp._by_label([old, run("preset-drop0.3", 0.05, now), new, later])
+    assert list(rows) == ["preset", "preset-drop0.3", "preset (earlier preset 00000000)"]
+    assert rows["preset (earlier preset 00000000)"] == [old, later]
     assert rows["preset"] == [new] and tp.selected([old, new])[1] == [new]
 
 
