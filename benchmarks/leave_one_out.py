@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, read_results, record, stamp_note, write_results, write_section
-from training_runs import METRICS, measured, run_overrides, stop_children_on_exit, train_one
+from training_runs import METRICS, config_sha1, measured, run_overrides, stop_children_on_exit, train_one
 
 BENCH = "leave_one_out"
 SHARED = ROOT.parent / "shared" / "data"
@@ -223,26 +223,33 @@ def prepare(work: Path, dataset: str) -> Path | None:
 
 
 #: Keys of a tune_presets record that name its place in the tuning grid, not the run: kept under ``adopted_from``.
-TUNING_KEYS = ("grid", "label", "grid_overrides", "applied", "dropped", "overrides", "preset_digest", "note_run")
+TUNING_KEYS = (
+    *("grid", "label", "grid_overrides", "applied", "dropped", "overrides", "preset_digest", "note_run"),
+    "run_limit_s",  # the tuning sweep's limit, not this benchmark's
+)
 
 
-def tuned_run(dataset: str, model: str, seed: int, where: str, config_yaml: str) -> dict | None:
+def tuned_run(dataset: str, model: str, seed: int, where: str, config_yaml: str, limit: float | None) -> dict | None:
     """The newest tune_presets.py record that trained exactly this run, as a record of this benchmark; or None.
 
-    A tuning run of (dataset, model, seed) on the same device kind whose resolved config (its preset with its
-    overrides: the data, epochs, seed, threads, validation schedule and the grid's entry) equals ``config_yaml``
-    is the run this benchmark would train, so after a grid entry is made part of a preset the benchmark takes the
-    tuning run's result instead of training it again (``--adopt-tuned``). A tuning run stopped by its time limit
-    is not taken: the preset's run would have gone on. The record keeps the tuning run's metrics, seconds,
-    commit, date and hardware, and says where it came from (``adopted_from``: grid, label, overrides, preset
-    digest).
+    A tuning run of (dataset, model, seed) on the same device kind that trained with the resolved config
+    ``config_yaml`` (its ``config_sha1``: the preset as it was then, with the grid's entry and the data, epochs,
+    seed, threads and validation schedule) is the run this benchmark would train. So after a grid entry is made
+    part of a preset the benchmark takes the tuning run's result instead of training it again (``--adopt-tuned``).
+    Not taken: a tuning run stopped by its time limit (the preset's run would have gone on), one longer than this
+    benchmark's ``limit`` (it would have been cut), and one marked as run by older model code (``code_before``).
+    The commit is not compared, as for this benchmark's own records (:func:`has_current_record`): a model code
+    change that alters results is marked with ``code_before``. The record keeps the tuning run's metrics,
+    seconds, commit, date and hardware, and says where it came from (``adopted_from``: grid, label, overrides,
+    preset digest, limit).
     """
-    from argusrec.config import load_config
-
+    sha = config_sha1(config_yaml)
     for r in reversed(read_results("tune_presets")):
         if not r.get("metrics") or (r["dataset"], r["model"], r["seed"], _where(r)) != (dataset, model, seed, where):
             continue
-        if r.get("stopped_by_time_limit") or load_config(r["preset"], r["overrides"]).to_yaml() != config_yaml:
+        if r.get("config_sha1") != sha or r.get("stopped_by_time_limit") or r.get("code_before"):
+            continue
+        if limit is not None and r["seconds"] > limit:
             continue
         tuned = {k: r[k] for k in TUNING_KEYS if k in r}
         return {k: v for k, v in r.items() if k not in TUNING_KEYS} | {
@@ -332,7 +339,8 @@ class Runner:
                 preset, extra, data, seed, epochs=cap, eval_every=eval_every, threads=self.args.threads,
                 device=self.args.device,
             )  # fmt: skip
-            tuned = tuned_run(dataset, model, seed, self.where, load_config(preset, overrides).to_yaml())
+            due = load_config(preset, overrides).to_yaml()
+            tuned = tuned_run(dataset, model, seed, self.where, due, limit)
             if tuned is not None:
                 adopted = tuned["adopted_from"]
                 print(f"  adopted: tune_presets run {adopted['grid']}/{adopted['label']} ({tuned['commit']})")
@@ -369,6 +377,7 @@ class Runner:
             popularity_baseline=run.popularity,
             stopped_by_time_limit=run.limited,
             continued_from=run.continued,
+            config_sha1=run.config_sha1,
             ran_on=self.ran_on,
             valid_curve=run.curve,
             **run.load,
@@ -650,7 +659,10 @@ def markdown(records: list[dict]) -> str:
         "metrics of that checkpoint. Metrics are mean ± sample std over the seeds listed. events/s = training",
         "targets per second (our loop's count; RecTools: its SASRec preparator's targets x epochs / fit time).",
         "How each run ended: `early stop` (patience on validation), `cap` (the epoch cap), `time limit` (stopped at",
-        "its wall-clock limit, its best checkpoint so far evaluated: a lower bound of what the preset reaches).",
+        "its wall-clock limit, its best checkpoint so far evaluated: a lower bound of what the preset reaches);",
+        "`continued`: finished by a later benchmark process from the checkpoint an interrupted one left; `tuning run`:",
+        "trained by tune_presets.py with exactly this config and seed, before its grid entry became part of the preset",
+        "(`--adopt-tuned`), and recorded here as it was.",
         "",
         "Presets: `sasrec-beauty` / `sasrec-sports` are now the published SASRec-with-sampled-softmax recipe",
         "(eSASRec README, RecTools SASRecModel: dim 256, 1 block, 1 head, dropout 0.2, dot-product logits, 256",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -157,6 +158,12 @@ class Trained:
     limited: bool  # stopped at its wall-clock limit, its best checkpoint evaluated
     curve: list  # [epoch, valid/NDCG@10] of every evaluation (:func:`valid_curve`)
     continued: dict | None = None  # the interrupted run this one continued (:func:`interrupted_run`), if any
+    config_sha1: str = ""  # of the resolved config.yaml the run trained with (:func:`config_sha1`)
+
+
+def config_sha1(config_yaml: str) -> str:
+    """The SHA-1 of a resolved config's YAML: two runs with the same one trained the same configuration."""
+    return hashlib.sha1(config_yaml.encode()).hexdigest()
 
 
 def valid_curve(metrics_csv: Path) -> list[list[float]]:
@@ -197,6 +204,20 @@ def own(run_dir: Path) -> IO[str] | None:
     return f
 
 
+def held(run_dir: Path) -> bool:
+    """Whether a live process holds ``run_dir``'s lock (:func:`own`); the lock is tried, not taken."""
+    import fcntl
+
+    if not (run_dir / LOCK).exists():
+        return False
+    with (run_dir / LOCK).open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False  # released as the file closes
+
+
 def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict, IO[str]] | None:
     """The newest run directory of ``tag`` that an earlier benchmark process left behind, locked to continue it.
 
@@ -219,7 +240,8 @@ def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict,
         if d.name != f"{tag}-{ns(d)}":  # another tag's run (``<tag>-1-<ns>``) or a failed continuation
             continue
         if not (d / "checkpoints" / "last.pt").is_file():
-            print(f"  not continuing {d.name}: no checkpoints/last.pt (left on disk)", flush=True)
+            if not held(d):  # (a run in progress may not have written its first checkpoint yet)
+                print(f"  not continuing {d.name}: no checkpoints/last.pt (left on disk)", flush=True)
             continue
         if not (d / "config.yaml").exists() or (d / "config.yaml").read_text() != config_yaml:
             print(f"  not continuing {d.name}: its config.yaml is not this run's (left on disk)", flush=True)
@@ -296,7 +318,8 @@ def train_one(
     overrides = run_overrides(
         preset, extra, data, seed, epochs=epochs, eval_every=eval_every, threads=threads, device=device
     )
-    found = interrupted_run(work, tag, load_config(preset, overrides).to_yaml())
+    config_yaml = load_config(preset, overrides).to_yaml()
+    found = interrupted_run(work, tag, config_yaml)
     continued: dict | None = None
     if found:
         run_dir, continued, lock = found
@@ -352,7 +375,7 @@ def train_one(
             shutil.copy(run_dir / name, logs / name)
     shutil.rmtree(run_dir, ignore_errors=True)
     curve = valid_curve(logs / "metrics.csv")
-    return Trained(summary, keep, pop, overrides, sec, peak, load, limited, curve, continued)
+    return Trained(summary, keep, pop, overrides, sec, peak, load, limited, curve, continued, config_sha1(config_yaml))
 
 
 def main() -> None:

@@ -2,10 +2,11 @@
 
 Every grid entry is a list of overrides applied on top of a model's preset (``leave_one_out.preset_for``:
 ``sasrec-beauty``, ``hstu-sports``, ...); each (dataset, model, grid entry, seed) is one training run, in its
-own process, through leave_one_out's machinery (``prepare``, ``train_one``: early stopping and the best
-checkpoint on valid/NDCG@10, a run still training at ``--run-limit`` seconds is killed and its best checkpoint
-evaluated, a run left behind by a benchmark that died is continued from its last checkpoint). The entry chosen
-per (dataset, model) is the one with the highest mean **valid**/NDCG@10 over the seeds: test metrics are recorded
+own process, through the leave-one-out benchmark's machinery (``leave_one_out.prepare``,
+``training_runs.train_one``: early stopping and the best checkpoint on valid/NDCG@10, a run still training at
+``--run-limit`` seconds is killed and its best checkpoint evaluated, a run left behind by a benchmark that died is
+continued from its last checkpoint). The entry chosen per (dataset, model) is the one with the highest mean
+**valid**/NDCG@10 over the seeds: test metrics are recorded
 and shown, never used to choose.
 
 Grid ``recipe`` (the published SASRec with sampled softmax: blondered/transformer_benchmark
@@ -321,6 +322,7 @@ class Sweep:
             stopped_early=s["stopped_early"],
             stopped_by_time_limit=run.limited,
             continued_from=run.continued,
+            config_sha1=run.config_sha1,
             train_seconds=s["train_seconds"],
             run_limit_s=self.args.run_limit,
             popularity_baseline=run.popularity,
@@ -361,15 +363,17 @@ def row_label(r: dict, current: str) -> str:
 
 
 def _by_label(rows: list[dict]) -> dict[str, list[dict]]:
-    """row label (:func:`row_label`) -> its runs with metrics (the latest overrides of the label only), in grid
-    order, rows on an earlier preset after those on today's. ``rows``: one (dataset, model)."""
+    """row label (:func:`row_label`) -> its runs with metrics (the latest overrides of the label only, the latest
+    run of each seed), in grid order, rows on an earlier preset after those on today's. ``rows``: one (dataset,
+    model)."""
     runs: dict[str, list[dict]] = {}
     current = loo.preset_digest(rows[0]["model"], rows[0]["dataset"]) if rows else ""  # once: it loads the preset
     for r in rows:
         if r["metrics"]:
             runs.setdefault(row_label(r, current), []).append(r)
     for label, rs in runs.items():
-        runs[label] = [r for r in rs if r["grid_overrides"] == rs[-1]["grid_overrides"]]
+        # the label's latest overrides only, and each seed's latest run (a re-run stands for its seed)
+        runs[label] = list({r["seed"]: r for r in rs if r["grid_overrides"] == rs[-1]["grid_overrides"]}.values())
     order = _label_order()
     return dict(sorted(runs.items(), key=lambda kv: (kv[0] != kv[1][0]["label"], _rank(order, kv[1][0]["label"]))))
 

@@ -284,6 +284,9 @@ def test_a_killed_run_continued_by_the_benchmark_ends_as_the_uninterrupted_run(t
             assert continued.metrics[k] == v, k
     assert continued.curve == whole.curve
     assert not run_dir.exists()
+    # both record the config the training process wrote (its kept copy under logs/), the same for both
+    (kept,) = (tmp_path / "a" / "logs").glob("tiny-s0-*/config.yaml")
+    assert whole.config_sha1 == continued.config_sha1 == training_runs.config_sha1(kept.read_text())
 
 
 def test_a_tuning_run_of_exactly_the_run_due_is_adopted_and_says_so(
@@ -293,6 +296,9 @@ def test_a_tuning_run_of_exactly_the_run_due_is_adopted_and_says_so(
 
     def overrides(extra: list[str]) -> list[str]:
         return training_runs.run_overrides(PRESET, extra, tmp_path, 1, epochs=5, eval_every=1, threads=1, device="cpu")
+
+    def sha(extra: list[str]) -> str:  # what train_one records: the resolved config the run trained with
+        return training_runs.config_sha1(load_config(PRESET, overrides(extra)).to_yaml())
 
     tuned = overrides(grid)
     base = {
@@ -306,6 +312,7 @@ def test_a_tuning_run_of_exactly_the_run_due_is_adopted_and_says_so(
         "preset": PRESET,
         "preset_digest": "0ld0ld00",
         "overrides": tuned,
+        "config_sha1": sha(grid),
         "grid": "sasrec-hparams",
         "label": "ema",
         "grid_overrides": grid,
@@ -314,6 +321,7 @@ def test_a_tuning_run_of_exactly_the_run_due_is_adopted_and_says_so(
         "ran_on": "cpu (1 cores)",
         "stopped_early": True,
         "stopped_by_time_limit": False,
+        "run_limit_s": 9000.0,
         "note_run": "two runs at a time",
     }
     records = [
@@ -321,20 +329,29 @@ def test_a_tuning_run_of_exactly_the_run_due_is_adopted_and_says_so(
         base | {"seed": 2, "commit": "seed2"},
         base | {"metrics": {}, "commit": "failed"},
         base | {"ran_on": "NVIDIA H100, 1 runs sharing it", "commit": "gpu"},
-        base | {"stopped_by_time_limit": True, "commit": "cut"},  # newest, but its limit ended it
-        base | {"overrides": overrides(["model.dropout=0.3"]), "commit": "other"},
+        base | {"seconds": 700.0, "commit": "long"},  # longer than a 600 s limit would have let it run
+        base | {"stopped_by_time_limit": True, "commit": "cut"},  # its limit ended it
+        base | {"code_before": "f00d123", "commit": "oldcode"},  # marked as run by model code changed since
+        # the same overrides on the preset as it was then, with another learning rate: today's file would give
+        # the config due, but the run trained another one
+        base | {"config_sha1": sha([*grid, "optim.lr=0.01"]), "commit": "oldpreset"},
+        base | {"overrides": overrides(["model.dropout=0.3"]), "config_sha1": sha(["model.dropout=0.3"])},
+        base | {"commit": "nosha", "config_sha1": None},  # written before records held it
     ]
     monkeypatch.setattr(loo, "read_results", lambda bench: records if bench == "tune_presets" else [])
     due = load_config(PRESET, tuned).to_yaml()  # the preset with the entry, as the benchmark would run it
-    rec = loo.tuned_run("ml-100k", "sasrec", 1, "cpu", due)
+    rec = loo.tuned_run("ml-100k", "sasrec", 1, "cpu", due, 600.0)
     assert rec is not None and rec["commit"] == "abc1234" and rec["metrics"] == base["metrics"]
     assert rec["benchmark"] == "leave_one_out" and rec["seconds"] == 90.0 and "label" not in rec
+    assert "run_limit_s" not in rec  # the sweep's limit, kept under adopted_from
     assert rec["adopted_from"] == {"benchmark": "tune_presets"} | {k: base[k] for k in loo.TUNING_KEYS}
     assert loo.how_it_ended(rec) == "early stop, tuning run"
-    gpu = loo.tuned_run("ml-100k", "sasrec", 1, "gpu", due)
+    unlimited = loo.tuned_run("ml-100k", "sasrec", 1, "cpu", due, None)
+    assert unlimited is not None and unlimited["commit"] == "long"
+    gpu = loo.tuned_run("ml-100k", "sasrec", 1, "gpu", due, None)
     assert gpu is not None and gpu["commit"] == "gpu"
-    assert loo.tuned_run("ml-100k", "sasrec", 0, "cpu", due) is None  # no tuning run of that seed
-    assert loo.tuned_run("ml-100k", "sasrec", 1, "cpu", load_config(PRESET, overrides([])).to_yaml()) is None
+    assert loo.tuned_run("ml-100k", "sasrec", 0, "cpu", due, None) is None  # no tuning run of that seed
+    assert loo.tuned_run("ml-100k", "sasrec", 1, "cpu", load_config(PRESET, overrides([])).to_yaml(), None) is None
 
 
 def test_the_benchmark_records_an_adopted_run_without_training_it(
@@ -359,6 +376,7 @@ def test_the_benchmark_records_an_adopted_run_without_training_it(
         "commit": "abc1234",
         "preset": preset,
         "overrides": [*grid, *due],  # the preset, the winning entry, then what the benchmark gives every run
+        "config_sha1": training_runs.config_sha1(load_config(preset, [*grid, *due]).to_yaml()),
         "grid": "g",
         "label": "ema",
         "ran_on": "cpu (1 cores)",
@@ -380,13 +398,31 @@ def test_the_benchmark_records_an_adopted_run_without_training_it(
     assert rec["preset_digest"] == loo.preset_digest("sasrec", "ml-100k")
 
 
-def test_a_runs_note_goes_on_the_records_of_that_invocation_only(tmp_path: Path) -> None:
-    import argparse
+@pytest.mark.parametrize("bench", ["leave_one_out", "tune_presets"])
+def test_a_runs_note_goes_on_the_records_of_that_invocation_only(
+    bench: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tune_presets as tp
 
-    args = argparse.Namespace(workdir=str(tmp_path), device="cpu", threads=1, jobs=1, note="beside a CI run")
-    older = {"dataset": "beauty", "model": "sasrec", "seed": 0, "metrics": {"x": 1.0}, "ran_on": "cpu (1 cores)"}
-    failed = older | {"seed": 1, "metrics": {}}
-    runner = loo.Runner(args, [older, failed])  # --resume: the records already written
-    runner._add(older | {"seed": 1, "metrics": {"x": 2.0}})
-    assert runner.records == [older, older | {"seed": 1, "metrics": {"x": 2.0}, "note_run": "beside a CI run"}]
-    assert "note_run" not in older  # an older record without a note keeps none (not this run's conditions)
+    module = loo if bench == "leave_one_out" else tp
+    older = {"dataset": "ml-100k", "model": "sasrec", "seed": 5, "label": "preset", "grid_overrides": []}
+    older |= {"metrics": {"valid/NDCG@10": 0.1}, "ran_on": "cpu (1 cores)"}  # written earlier, without a note
+    written: dict[str, list[dict]] = {}
+    monkeypatch.setattr(module, "read_results", lambda b: [older] if b == bench else [])
+    monkeypatch.setattr(module, "write_results", lambda b, records: written.update(records=records))
+    monkeypatch.setattr(module, "write_section", lambda b, text: None)
+    monkeypatch.setattr(module, "markdown", lambda records: "")  # the tables have their own tests
+    monkeypatch.setattr(tp, "print_best", lambda records: None)
+    monkeypatch.setattr(loo, "prepare", lambda work, dataset: tmp_path)
+    monkeypatch.setattr(loo, "SHARED", tmp_path)
+    for holder in (loo, training_runs):  # no signal handlers in pytest
+        monkeypatch.setattr(holder, "stop_children_on_exit", lambda: None)
+    argv = [bench, "--datasets", "ml-100k", "--models", "sasrec", "--seeds", "0", "--resume", "--note", "beside CI"]
+    argv += ["--deadline", "0", "--workdir", str(tmp_path), "--shared", str(tmp_path)]  # past its deadline: not run
+    if module is tp:
+        argv += ["--labels", tp.GRIDS["recipe"][0][0]]
+    monkeypatch.setattr(sys, "argv", argv)
+    module.main()
+    records = written["records"]
+    assert records[0] is older and "note_run" not in older  # not this invocation's conditions
+    assert len(records) == 2 and "not run" in records[1]["note"] and records[1]["note_run"] == "beside CI"

@@ -226,7 +226,7 @@ def test_tuning_rows_on_an_earlier_preset_stay_apart_and_come_after() -> None:
     import tune_presets as tp
 
     now = loo.preset_digest("sasrec", "ml-100k")
-    base = {"model": "sasrec", "dataset": "ml-100k", "grid_overrides": [], "commit": "abc1234"}
+    base = {"model": "sasrec", "dataset": "ml-100k", "seed": 0, "grid_overrides": [], "commit": "abc1234"}
 
     def run(label: str, ndcg: float, digest: str | None) -> dict:
         rec = base | {"label": label, "metrics": {tp.MONITOR: ndcg}}
@@ -239,6 +239,8 @@ def test_tuning_rows_on_an_earlier_preset_stay_apart_and_come_after() -> None:
     rows = tp._by_label([old, run("preset-drop0.3", 0.05, now), new, later])
     assert list(rows) == ["preset", "preset-drop0.3", "preset (earlier preset 00000000)"]
     assert rows["preset (earlier preset 00000000)"] == [old, later]
+    rerun = old | {"commit": "0a0a0a0", "metrics": {tp.MONITOR: 0.08}}  # seed 0 again: it stands for that seed
+    assert tp._by_label([old, later, rerun])["preset (earlier preset 00000000)"] == [rerun, later]
     assert rows["preset"] == [new] and tp.selected([old, new])[1] == [new]
 
 

@@ -67,10 +67,20 @@ def test_round_trip_with_weights_only(tmp_path: Path) -> None:
     assert all(torch.equal(v, params_of(model)[k]) for k, v in other.state_dict().items())
 
 
-def test_mapped_read_gives_the_same_checkpoint(tmp_path: Path) -> None:
+def test_mapped_read_gives_the_same_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = TinyModel()
     path = save_checkpoint(tmp_path / "last.pt", last_checkpoint(model))
-    read, mapped = load_checkpoint(path, kind="last"), load_checkpoint(path, kind="last", mmap=True)
+    read = load_checkpoint(path, kind="last")
+    calls: list[dict[str, Any]] = []
+    real_load = torch.load
+
+    def spy(*a: Any, **k: Any) -> Any:
+        calls.append(k)
+        return real_load(*a, **k)
+
+    monkeypatch.setattr(torch, "load", spy)
+    mapped = load_checkpoint(path, kind="last", mmap=True)
+    assert calls and calls[0]["mmap"] is True  # the file is mapped, not read whole
     assert mapped["progress"] == read["progress"] == PROGRESS
     assert read["model"].keys() == mapped["model"].keys()
     assert all(torch.equal(mapped["model"][k], v) for k, v in read["model"].items())
