@@ -27,8 +27,8 @@ work done after its last checkpoint, which is lost).
 
 A tuning grid entry that wins on validation is made part of its preset; the tuning runs of that entry then
 trained exactly the runs this benchmark would train. ``--adopt-tuned`` takes such a run's record from
-benchmarks/results/tune_presets.json (same resolved config, seed and device kind; not stopped by a time limit)
-instead of training it again; the record says ``adopted_from`` and the table ``tuning run``.
+benchmarks/results/tune_presets.json (trained with the config due, the same seed and device kind; what is never
+taken: ``tuned_run``) instead of training it again; the record says ``adopted_from`` and the table ``tuning run``.
 
     python benchmarks/leave_one_out.py                                   # everything, full length
     python benchmarks/leave_one_out.py --seeds 0 --time-budget 200 --deadline 40   # a reduced run

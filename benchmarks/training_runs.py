@@ -188,13 +188,9 @@ def own(run_dir: Path) -> IO[str] | None:
     The lock is the open file returned: it lasts while it stays open here or in a process it was passed to
     (:func:`measured`'s ``keep_fd``), so a training process orphaned by a killed benchmark still holds it.
     """
-    import fcntl
-
     run_dir.mkdir(parents=True, exist_ok=True)
     f = (run_dir / LOCK).open("a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _try_lock(f):
         f.close()
         return None
     f.seek(0)
@@ -205,17 +201,22 @@ def own(run_dir: Path) -> IO[str] | None:
 
 
 def held(run_dir: Path) -> bool:
-    """Whether a live process holds ``run_dir``'s lock (:func:`own`); the lock is tried, not taken."""
-    import fcntl
-
+    """Whether a live process holds ``run_dir``'s lock (:func:`own`); the lock is tried, not kept."""
     if not (run_dir / LOCK).exists():
         return False
     with (run_dir / LOCK).open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        return False  # released as the file closes
+        return not _try_lock(f)  # a lock taken here is released as the file closes
+
+
+def _try_lock(f: IO[str]) -> bool:
+    """Take the exclusive ``flock`` of the open file ``f`` without waiting; False if another process holds it."""
+    import fcntl
+
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def interrupted_run(work: Path, tag: str, config_yaml: str) -> tuple[Path, dict, IO[str]] | None:
