@@ -35,7 +35,8 @@ RecTools' (``model.attend_padding``), alone and with the original residual). Gri
 bsarec presets' length-bucketed batches with randomly mixed ones, and without / with the empty-history samples of
 the authors' code (``model.empty_state``), and with the authors' padding slots (``model.padding_content``: the
 normalised position vectors in every padding slot of the whole window). Grid ``bsarec-hparams`` changes one of the
-bsarec presets' settings each (learning rate, filter mix alpha, filter bins, width, dropout); it is meant for a GPU
+bsarec presets' settings each (learning rate, filter mix alpha, filter bins, width, dropout, weight averaging, a
+cosine learning-rate decay over 60 epochs); it is meant for a GPU
 (``--device cuda --grid bsarec-hparams --datasets beauty,sports --models bsarec``): a CPU run of one entry takes
 1-2 h on Beauty (the preset's three leave-one-out seeds: 3,930-6,982 s on one thread). ``--labels`` runs a
 subset of a grid.
@@ -198,6 +199,9 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         # validated and tested with an exponential moving average of the weights (window ~1,000 steps, 2 Beauty
         # epochs, once the ramp reaches the decay after ~9,000 steps, epoch 17)
         ("preset-ema0.999", ["train.ema_decay=0.999"]),
+        # the learning rate decayed to 0 along a cosine over 60 epochs (the averaged Beauty seeds peaked at epochs
+        # 42-47 at a constant rate); the epoch count is the schedule's length, early stopping still acts
+        ("preset-cosine60", ["optim.schedule=cosine", "train.epochs=60"]),
     ],
 }
 # Keys a kind has no use for: HSTU layers have no feed-forward network (its config refuses model.ffn_dim).
