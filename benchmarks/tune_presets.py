@@ -357,9 +357,9 @@ def _groups(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
 
 def row_label(r: dict, current: str) -> str:
     """A run's row: its grid label, plus the preset version when the overrides were applied to an earlier
-    version of the preset than ``current`` (today's digest; records from before the digest was stored count as
-    today's). The seeds of one entry on one preset version share a row whatever commit ran them (the section
-    lists the commits)."""
+    version of the preset than ``current`` (today's digest; a record without one counts as today's: the records
+    from before digests were stored have theirs backfilled, ``preset_digest_backfilled``). The seeds of one entry
+    on one preset version share a row whatever commit ran them (the section lists the commits)."""
     digest = r.get("preset_digest")
     if digest is None or digest == current:
         return r["label"]
@@ -411,7 +411,9 @@ def markdown(records: list[dict]) -> str:
         "grid entry's overrides; every run is selected (early stopping, best checkpoint) on valid/NDCG@10, and the",
         "entry is **chosen on mean valid/NDCG@10 only**; test metrics are shown, never used to choose. Metrics are",
         "mean ± sample std over the seeds listed. `time limit`: stopped at its wall-clock limit, its best checkpoint",
-        "so far evaluated (a lower bound of what the entry reaches).",
+        "so far evaluated (a lower bound of what the entry reaches). `(earlier preset D)`: the entry's overrides were",
+        "applied to an earlier version of the preset (digest D; for runs from before records stored it, the digest of",
+        "the preset file at the run's commit, `preset_digest_backfilled`).",
         "",
     ]
     groups = _groups(records)
