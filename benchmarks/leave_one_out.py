@@ -62,7 +62,15 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, read_results, record, stamp_note, write_results, write_section
-from training_runs import METRICS, config_sha1, measured, run_overrides, stop_children_on_exit, train_one
+from training_runs import (
+    METRICS,
+    add_run_options,
+    config_sha1,
+    measured,
+    run_overrides,
+    stop_children_on_exit,
+    train_one,
+)
 
 BENCH = "leave_one_out"
 SHARED = ROOT.parent / "shared" / "data"
@@ -503,32 +511,20 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
     ap.add_argument("--max-epochs", type=int, default=200, help="epoch cap of every run")
     ap.add_argument(
-        "--time-budget", type=float, default=float("inf"), help="seconds of training per run (sets the cap)"
+        "--time-budget",
+        type=float,
+        default=float("inf"),
+        help="seconds of training per run (sets the cap; with --run-limit each run gets the preset's epochs instead)",
     )
-    ap.add_argument("--deadline", type=float, default=float("inf"), help="minutes; later runs are recorded as not run")
-    ap.add_argument("--threads", type=int, default=2, help="train.num_threads")
-    ap.add_argument("--workdir", default="/tmp/argusrec-bench-loo", help="prepared datasets and run directories")
+    add_run_options(ap, shared=SHARED, device_help="cpu | cuda (our models; RecTools runs on the CPU only)")
     ap.add_argument("--rectools-python", default="/work/rectools-venv/bin/python", help="python of a RecTools venv")
     ap.add_argument("--rectools-loss", default="sampled_softmax", help="softmax | sampled_softmax")
-    ap.add_argument("--resume", action="store_true", help="keep the JSON's records and run only what is missing")
-    ap.add_argument("--note", default="", help="a sentence about the run's conditions, stored with the results")
-    ap.add_argument("--render-only", action="store_true", help="rewrite docs/benchmarks.md from the JSON; run nothing")
-    ap.add_argument("--device", default="cpu", help="cpu | cuda (our models; RecTools runs on the CPU only)")
-    ap.add_argument("--jobs", type=int, default=1, help="training runs at a time (e.g. several small runs per GPU)")
-    ap.add_argument(
-        "--run-limit",
-        type=float,
-        default=None,
-        help="seconds; a run still training then is stopped and its best checkpoint evaluated (replaces "
-        "--time-budget's epoch caps: each run gets the preset's epochs)",
-    )
     ap.add_argument(
         "--adopt-tuned",
         action="store_true",
         help="take a tune_presets.py run that trained exactly the run due (same resolved config, seed and device "
         "kind) instead of training it again",
     )
-    ap.add_argument("--shared", default=str(SHARED), help="folder of the public datasets (../shared/data)")
     args = ap.parse_args()
     stop_children_on_exit()
     globals()["SHARED"] = Path(args.shared)

@@ -38,6 +38,26 @@ METRICS = ["HR@10", "NDCG@10", "HR@50", "NDCG@50", "MRR"]
 _RUNNING: set[int] = set()
 
 
+def add_run_options(ap: argparse.ArgumentParser, *, shared: Path, device_help: str = "cpu | cuda") -> None:
+    """The options every benchmark that trains through :func:`train_one` takes: where and how its runs train,
+    their limits, and what it does with its results file."""
+    ap.add_argument("--device", default="cpu", help=device_help)
+    ap.add_argument("--jobs", type=int, default=1, help="training runs at a time (several small runs share a GPU)")
+    ap.add_argument("--threads", type=int, default=2, help="train.num_threads")
+    ap.add_argument(
+        "--run-limit",
+        type=float,
+        default=None,
+        help="seconds; a run still training then is stopped and its best checkpoint evaluated",
+    )
+    ap.add_argument("--deadline", type=float, default=float("inf"), help="minutes; runs not started by then: not run")
+    ap.add_argument("--workdir", default="/tmp/argusrec-bench-loo", help="prepared datasets and run directories")
+    ap.add_argument("--shared", default=str(shared), help="folder of the public datasets (../shared/data)")
+    ap.add_argument("--resume", action="store_true", help="keep the JSON's records and run only what is missing")
+    ap.add_argument("--note", default="", help="a sentence about the run's conditions, stored with the results")
+    ap.add_argument("--render-only", action="store_true", help="rewrite docs/benchmarks.md from the JSON; run nothing")
+
+
 def stop_children_on_exit() -> None:
     """On SIGTERM or SIGINT kill every command :func:`measured` started, then exit (any thread may be waiting)."""
 

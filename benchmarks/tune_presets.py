@@ -523,26 +523,12 @@ def main() -> None:
     ap.add_argument("--grid", default="recipe", choices=sorted(GRIDS), help="named grid of overrides")
     ap.add_argument("--labels", default="", help="comma-separated subset of the grid's entries (default: all)")
     ap.add_argument("--seeds", default="0", help="comma-separated")
-    ap.add_argument("--device", default="cpu", help="cpu | cuda")
-    ap.add_argument("--jobs", type=int, default=1, help="training runs at a time (several small runs share a GPU)")
-    ap.add_argument(
-        "--run-limit",
-        type=float,
-        default=None,
-        help="seconds; a run still training then is stopped and its best checkpoint evaluated",
-    )
     ap.add_argument("--max-epochs", type=int, default=200, help="epoch cap of every run (and the preset's epochs)")
     ap.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (patience stays in epochs)")
     ap.add_argument(
         "--patience", type=int, default=None, help="early-stopping patience in epochs (default: the preset's)"
     )
-    ap.add_argument("--threads", type=int, default=2, help="train.num_threads")
-    ap.add_argument("--workdir", default="/tmp/argusrec-bench-loo", help="prepared datasets and run directories")
-    ap.add_argument("--shared", default=str(loo.SHARED), help="folder of the public datasets (../shared/data)")
-    ap.add_argument("--deadline", type=float, default=float("inf"), help="minutes; runs not started by then: not run")
-    ap.add_argument("--resume", action="store_true", help="keep the JSON's records and run only what is missing")
-    ap.add_argument("--note", default="", help="a sentence about the run's conditions, stored with the results")
-    ap.add_argument("--render-only", action="store_true", help="rewrite docs/benchmarks.md from the JSON; run nothing")
+    training_runs.add_run_options(ap, shared=loo.SHARED)
     ap.add_argument("--print-best", action="store_true", help="print the entries chosen on validation; run nothing")
     args = ap.parse_args()
     loo.SHARED = Path(args.shared)
