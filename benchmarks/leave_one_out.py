@@ -575,6 +575,86 @@ def _ran_on(args: argparse.Namespace) -> str:
     return f"{name}, {args.jobs} runs sharing it, {args.threads} CPU threads each"
 
 
+def current_runs(records: list[dict], dataset: str, model: str, where: str) -> list[dict]:
+    """The finished runs of (dataset, model) on this device kind under the preset as it is now and the current
+    model code, one per seed (the latest run of a seed stands for it, as in the tables)."""
+    digest = preset_digest(model, dataset)
+    runs = [
+        r
+        for r in records
+        if r["metrics"]
+        and (r["dataset"], r["model"], _where(r)) == (dataset, model, where)
+        and r.get("preset_digest") == digest
+        and not r.get("code_before")
+    ]
+    return sorted({r["seed"]: r for r in runs}.values(), key=lambda r: r["seed"])
+
+
+#: The orderings the HSTU and FuXi-alpha papers report (issue: "HSTU at or above SASRec and FuXi-alpha at or
+#: above HSTU under the same recipe"): (better, worse) pairs checked on the current presets.
+PAPER_ORDER = [("hstu", "sasrec"), ("fuxi", "hstu")]
+
+
+def _summary(records: list[dict]) -> list[str]:
+    """The presets as they are now, every (model, dataset) in one table: test NDCG@10 mean ± sample std (valid
+    NDCG@10) and seeds; then the papers' orderings, as measured."""
+    models = [m for m in MODELS if m != "rectools-sasrec"]
+    cell: dict[tuple[str, str], str] = {}
+    means: dict[tuple[str, str], tuple[float, float, int]] = {}  # test mean, std (0 for one seed), seeds
+    for d in DATASETS:
+        for m in models:
+            if not supported(m, d):
+                continue
+            parts = []
+            for where in ("cpu", "gpu"):
+                runs = current_runs(records, d, m, where)
+                if not runs:
+                    continue
+                test = [r["metrics"]["test/NDCG@10"] for r in runs]
+                valid = [r["metrics"]["valid/NDCG@10"] for r in runs]
+                bound = "†" if any(r.get("stopped_by_time_limit") for r in runs) else ""
+                gpu = ", GPU" if where == "gpu" else ""
+                parts.append(f"{_mean_std(test)}{bound} ({np.mean(valid):.4f}; {len(runs)}{gpu})")
+                if where == "cpu" or (d, m) not in means:
+                    means[(d, m)] = (
+                        float(np.mean(test)),
+                        float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
+                        len(test),
+                    )
+            cell[(d, m)] = "; ".join(parts) or "—"
+    lines = [
+        "### The presets as they are now",
+        "",
+        "Test NDCG@10 as mean ± sample std over seeds (valid NDCG@10 mean; number of seeds), from the rows below",
+        "that ran the preset as it is now with the current model code (CPU rows unless marked GPU). † = at least",
+        "one run stopped at its time limit: a lower bound. — = no run of the current preset yet (earlier presets'",
+        "rows are in the tables below).",
+        "",
+        "| model | " + " | ".join(DATASETS) + " |",
+        "|---|" + "---:|" * len(DATASETS),
+    ]
+    lines += [f"| {m} | " + " | ".join(cell.get((d, m), "n/a") for d in DATASETS) + " |" for m in models]
+    checks = []
+    for better, worse in PAPER_ORDER:
+        for d in DATASETS:
+            if (d, better) not in means or (d, worse) not in means:
+                continue
+            (a, sa, na), (b, sb, nb) = means[(d, better)], means[(d, worse)]
+            spread = max(sa, sb)  # 0: one seed each, no spread to compare the difference with
+            verdict = "holds" if a >= b else "does not hold"
+            if spread == 0:
+                verdict += " (one seed each)"
+            elif abs(a - b) <= spread:
+                verdict += ", within one seed std"
+            elif a < b:
+                verdict = f"**{verdict}**"
+            checks.append(f"{d}: {a:.4f} ({na}) vs {b:.4f} ({nb}), {verdict}")
+        if checks:
+            lines += ["", f"{better} ≥ {worse} (test NDCG@10, seeds): " + "; ".join(checks) + "."]
+        checks = []
+    return [*lines, ""]
+
+
 def _where(r: dict) -> str:
     return "cpu" if r.get("ran_on", "cpu")[:3] == "cpu" else "gpu"
 
@@ -674,6 +754,7 @@ def markdown(records: list[dict]) -> str:
         "rows among them) ran the version with negatives shared by the batch and length-bucketed batches.",
         "",
     ]
+    lines += _summary(records)
     for title, group in (("GPU runs", gpu), ("CPU runs (reduced)", cpu)):
         if not group:
             continue

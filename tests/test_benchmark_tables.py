@@ -325,3 +325,34 @@ def test_a_continued_run_says_so_where_the_table_says_how_it_ended() -> None:
     assert "5/30 (2) early stop, continued |" in row
     assert loo.how_it_ended({"model": "rectools-sasrec"}) == "fixed"
     assert loo.how_it_ended({"model": "sasrec", "stopped_by_time_limit": True, "stopped_early": True}) == "time limit"
+
+
+def test_the_summary_shows_only_the_current_preset_and_judges_the_papers_orderings(monkeypatch) -> None:
+    monkeypatch.setattr(loo, "preset_digest", lambda m, d: "now00000")
+
+    def run(model: str, seed: int, ndcg: float, **extra) -> dict:
+        return _run(seed, ndcg, "now00000", "2026-11-24") | {"dataset": "sports", "model": model} | extra
+
+    records = [
+        run("sasrec", 0, 0.0300),
+        run("sasrec", 1, 0.0320),
+        run("sasrec", 1, 0.0310),  # a re-run of seed 1 stands for it
+        run("sasrec", 2, 0.0500, preset_digest="old00000"),  # an earlier preset: left out
+        run("sasrec", 3, 0.0500, code_before="abc1234: a fix"),  # older model code: left out
+        run("hstu", 0, 0.0200, stopped_by_time_limit=True),
+        run("hstu", 1, 0.0220),
+        run("fuxi", 0, 0.0215),
+        run("llama", 0, 0.0600, ran_on="cuda (1 of H100)"),  # GPU rows are marked
+    ]
+    lines = loo._summary(records)
+    sasrec = next(line for line in lines if line.startswith("| sasrec |"))
+    assert sasrec.split(" | ")[2] == "0.0305 ± 0.0007 (0.0405; 2)"  # sports column: seeds 0 and 1 (its re-run)
+    hstu = next(line for line in lines if line.startswith("| hstu |"))
+    assert hstu.split(" | ")[2] == "0.0210 ± 0.0014† (0.0310; 2)"  # a time-limited run marks a lower bound
+    assert next(line for line in lines if line.startswith("| llama |")).split(" | ")[2] == "0.0600 (0.0700; 1, GPU)"
+    assert next(line for line in lines if line.startswith("| hstu-large |")).split(" | ")[2] == "—"
+    assert next(line for line in lines if line.startswith("| bsarec |")).split(" | ")[3] == "n/a"  # Amazon only
+    hstu_vs_sasrec = next(line for line in lines if line.startswith("hstu ≥ sasrec"))
+    assert "sports: 0.0210 (2) vs 0.0305 (2), **does not hold**" in hstu_vs_sasrec
+    fuxi_vs_hstu = next(line for line in lines if line.startswith("fuxi ≥ hstu"))
+    assert "sports: 0.0215 (1) vs 0.0210 (2), holds, within one seed std" in fuxi_vs_hstu
