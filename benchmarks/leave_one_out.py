@@ -593,14 +593,53 @@ def current_runs(records: list[dict], dataset: str, model: str, where: str) -> l
 #: The orderings the HSTU and FuXi-alpha papers report (issue: "HSTU at or above SASRec and FuXi-alpha at or
 #: above HSTU under the same recipe"): (better, worse) pairs checked on the current presets.
 PAPER_ORDER = [("hstu", "sasrec"), ("fuxi", "hstu")]
+#: What "the same recipe" compares between two models' presets: sizes, loss, sampler, optimiser, batches.
+RECIPE_SECTIONS = ("loss", "optim", "train")
+RECIPE_KEYS = ("data.max_len", "model.dim", "model.layers", "model.heads", "model.dropout")
+
+
+def recipe_differences(a: str, b: str, dataset: str) -> list[str]:
+    """The recipe settings (``RECIPE_SECTIONS``, ``RECIPE_KEYS``) in which the presets of models ``a`` and ``b``
+    on ``dataset`` differ, as ``key a-value/b-value``."""
+    from argusrec.config import load_config
+
+    def flat(model: str) -> dict[str, object]:
+        preset, extra = preset_for(model, dataset)
+        tree = yaml.safe_load(load_config(preset, extra).to_yaml())
+        out = {f"{sec}.{k}": v for sec in RECIPE_SECTIONS for k, v in (tree.get(sec) or {}).items()}
+        for key in RECIPE_KEYS:
+            sec, name = key.split(".")
+            out[key] = (tree.get(sec) or {}).get(name)
+        return out
+
+    fa, fb = flat(a), flat(b)
+    return [f"{k} {fa.get(k)}/{fb.get(k)}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
+def _verdict(a: tuple[float, float, int, bool], b: tuple[float, float, int, bool]) -> str:
+    """Whether mean ``a`` >= mean ``b`` (each: mean, sample std or 0 for one seed, seeds, any run a lower bound),
+    and how far that can be read: against the larger of the two seed spreads, and open when the side that falls
+    short was cut by its time limit."""
+    (ma, sa, _, bound_a), (mb, sb, _, bound_b) = a, b
+    holds = ma >= mb
+    verdict = "holds" if holds else "does not hold"
+    spread = max(sa, sb)  # 0: one seed each, no spread to compare the difference with
+    if (bound_b if holds else bound_a) and not holds:
+        return verdict + " so far (the lower side is a lower bound)"
+    if spread == 0:
+        return verdict + " (one seed each)"
+    if abs(ma - mb) <= spread:
+        return verdict + ", within one seed std"
+    return verdict if holds else f"**{verdict}**"
 
 
 def _summary(records: list[dict]) -> list[str]:
     """The presets as they are now, every (model, dataset) in one table: test NDCG@10 mean ± sample std (valid
-    NDCG@10) and seeds; then the papers' orderings, as measured."""
+    NDCG@10) and seeds; then the papers' orderings as measured, on each device kind apart, with the recipe
+    settings in which the two presets differ."""
     models = [m for m in MODELS if m != "rectools-sasrec"]
     cell: dict[tuple[str, str], str] = {}
-    means: dict[tuple[str, str], tuple[float, float, int]] = {}  # test mean, std (0 for one seed), seeds
+    stats: dict[tuple[str, str, str], tuple[float, float, int, bool]] = {}  # (dataset, model, where) -> _verdict's
     for d in DATASETS:
         for m in models:
             if not supported(m, d):
@@ -612,15 +651,11 @@ def _summary(records: list[dict]) -> list[str]:
                     continue
                 test = [r["metrics"]["test/NDCG@10"] for r in runs]
                 valid = [r["metrics"]["valid/NDCG@10"] for r in runs]
-                bound = "†" if any(r.get("stopped_by_time_limit") for r in runs) else ""
+                bound = any(r.get("stopped_by_time_limit") for r in runs)
                 gpu = ", GPU" if where == "gpu" else ""
-                parts.append(f"{_mean_std(test)}{bound} ({np.mean(valid):.4f}; {len(runs)}{gpu})")
-                if where == "cpu" or (d, m) not in means:
-                    means[(d, m)] = (
-                        float(np.mean(test)),
-                        float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
-                        len(test),
-                    )
+                parts.append(f"{_mean_std(test)}{'†' if bound else ''} ({np.mean(valid):.4f}; {len(runs)}{gpu})")
+                std = float(np.std(test, ddof=1)) if len(test) > 1 else 0.0
+                stats[(d, m, where)] = (float(np.mean(test)), std, len(test), bound)
             cell[(d, m)] = "; ".join(parts) or "—"
     lines = [
         "### The presets as they are now",
@@ -634,24 +669,26 @@ def _summary(records: list[dict]) -> list[str]:
         "|---|" + "---:|" * len(DATASETS),
     ]
     lines += [f"| {m} | " + " | ".join(cell.get((d, m), "n/a") for d in DATASETS) + " |" for m in models]
-    checks = []
+    lines += [
+        "",
+        "The orderings the HSTU and FuXi-α papers report, as measured here (test NDCG@10 means, seeds; each model",
+        "under its own current preset, on one device kind; where the presets' recipes differ, the settings are",
+        "named as this model's value / the other's):",
+    ]
     for better, worse in PAPER_ORDER:
-        for d in DATASETS:
-            if (d, better) not in means or (d, worse) not in means:
-                continue
-            (a, sa, na), (b, sb, nb) = means[(d, better)], means[(d, worse)]
-            spread = max(sa, sb)  # 0: one seed each, no spread to compare the difference with
-            verdict = "holds" if a >= b else "does not hold"
-            if spread == 0:
-                verdict += " (one seed each)"
-            elif abs(a - b) <= spread:
-                verdict += ", within one seed std"
-            elif a < b:
-                verdict = f"**{verdict}**"
-            checks.append(f"{d}: {a:.4f} ({na}) vs {b:.4f} ({nb}), {verdict}")
-        if checks:
-            lines += ["", f"{better} ≥ {worse} (test NDCG@10, seeds): " + "; ".join(checks) + "."]
-        checks = []
+        for where in ("cpu", "gpu"):
+            checks = []
+            for d in DATASETS:
+                a, b = stats.get((d, better, where)), stats.get((d, worse, where))
+                if a is None or b is None:
+                    continue
+                nums = f"{a[0]:.4f}{'†' if a[3] else ''} ({a[2]}) vs {b[0]:.4f}{'†' if b[3] else ''} ({b[2]})"
+                differ = recipe_differences(better, worse, d)
+                recipe = f" [presets differ: {', '.join(differ)}]" if differ else " [same recipe]"
+                checks.append(f"{d}: {nums}, {_verdict(a, b)}{recipe}")
+            if checks:
+                device = "" if where == "cpu" else " (GPU)"
+                lines += ["", f"- {better} ≥ {worse}{device}: " + "; ".join(checks) + "."]
     return [*lines, ""]
 
 

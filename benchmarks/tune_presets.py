@@ -200,7 +200,8 @@ GRIDS: dict[str, list[tuple[str, list[str]]]] = {
         # epochs, once the ramp reaches the decay after ~9,000 steps, epoch 17)
         ("preset-ema0.999", ["train.ema_decay=0.999"]),
         # the learning rate decayed to 0 along a cosine over 60 epochs (the averaged Beauty seeds peaked at epochs
-        # 42-47 at a constant rate); the epoch count is the schedule's length, early stopping still acts
+        # 42-47 at a constant rate); the epoch count is the schedule's length, early stopping still acts (a
+        # --max-epochs below 60 caps train.epochs and so squeezes the whole decay into the cap)
         ("preset-cosine60", ["optim.schedule=cosine", "train.epochs=60"]),
     ],
 }
@@ -413,7 +414,7 @@ def markdown(records: list[dict]) -> str:
         "mean ± sample std over the seeds listed. `time limit`: stopped at its wall-clock limit, its best checkpoint",
         "so far evaluated (a lower bound of what the entry reaches). `(earlier preset D)`: the entry's overrides were",
         "applied to an earlier version of the preset (digest D; for runs from before records stored it, the digest of",
-        "the preset file at the run's commit, `preset_digest_backfilled`).",
+        "the preset file at the run's commit resolved with today's config defaults, `preset_digest_backfilled`).",
         "",
     ]
     groups = _groups(records)

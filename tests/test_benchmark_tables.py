@@ -329,6 +329,8 @@ def test_a_continued_run_says_so_where_the_table_says_how_it_ended() -> None:
 
 def test_the_summary_shows_only_the_current_preset_and_judges_the_papers_orderings(monkeypatch) -> None:
     monkeypatch.setattr(loo, "preset_digest", lambda m, d: "now00000")
+    monkeypatch.setattr(loo, "recipe_differences", lambda a, b, d: ["optim.lr 0.001/0.0005"] if a == "hstu" else [])
+    gpu = {"ran_on": "cuda (1 of H100)"}
 
     def run(model: str, seed: int, ndcg: float, **extra) -> dict:
         return _run(seed, ndcg, "now00000", "2026-11-24") | {"dataset": "sports", "model": model} | extra
@@ -339,20 +341,55 @@ def test_the_summary_shows_only_the_current_preset_and_judges_the_papers_orderin
         run("sasrec", 1, 0.0310),  # a re-run of seed 1 stands for it
         run("sasrec", 2, 0.0500, preset_digest="old00000"),  # an earlier preset: left out
         run("sasrec", 3, 0.0500, code_before="abc1234: a fix"),  # older model code: left out
+        run("sasrec", 0, 0.0400, **gpu),
         run("hstu", 0, 0.0200, stopped_by_time_limit=True),
         run("hstu", 1, 0.0220),
+        run("hstu", 0, 0.0500, **gpu),
         run("fuxi", 0, 0.0215),
-        run("llama", 0, 0.0600, ran_on="cuda (1 of H100)"),  # GPU rows are marked
+        run("llama", 0, 0.0600, **gpu),
     ]
     lines = loo._summary(records)
-    sasrec = next(line for line in lines if line.startswith("| sasrec |"))
-    assert sasrec.split(" | ")[2] == "0.0305 ± 0.0007 (0.0405; 2)"  # sports column: seeds 0 and 1 (its re-run)
-    hstu = next(line for line in lines if line.startswith("| hstu |"))
-    assert hstu.split(" | ")[2] == "0.0210 ± 0.0014† (0.0310; 2)"  # a time-limited run marks a lower bound
-    assert next(line for line in lines if line.startswith("| llama |")).split(" | ")[2] == "0.0600 (0.0700; 1, GPU)"
-    assert next(line for line in lines if line.startswith("| hstu-large |")).split(" | ")[2] == "—"
-    assert next(line for line in lines if line.startswith("| bsarec |")).split(" | ")[3] == "n/a"  # Amazon only
-    hstu_vs_sasrec = next(line for line in lines if line.startswith("hstu ≥ sasrec"))
-    assert "sports: 0.0210 (2) vs 0.0305 (2), **does not hold**" in hstu_vs_sasrec
-    fuxi_vs_hstu = next(line for line in lines if line.startswith("fuxi ≥ hstu"))
-    assert "sports: 0.0215 (1) vs 0.0210 (2), holds, within one seed std" in fuxi_vs_hstu
+
+    def cell(model: str, column: int = 2) -> str:  # column 2: sports
+        return next(line for line in lines if line.startswith(f"| {model} |")).split(" | ")[column]
+
+    assert cell("sasrec") == "0.0305 ± 0.0007 (0.0405; 2); 0.0400 (0.0500; 1, GPU)"  # seeds 0 and 1 (its re-run)
+    assert cell("hstu") == "0.0210 ± 0.0014† (0.0310; 2); 0.0500 (0.0600; 1, GPU)"  # † a time-limited run
+    assert cell("llama") == "0.0600 (0.0700; 1, GPU)"
+    assert cell("hstu-large") == "—" and cell("bsarec", 3) == "n/a"  # BSARec: Amazon only
+    checks = [line for line in lines if line.startswith("- ")]
+    # CPU and GPU means are judged apart; the CPU HSTU mean falls short but is a lower bound
+    assert checks[0] == (
+        "- hstu ≥ sasrec: sports: 0.0210† (2) vs 0.0305 (2), does not hold so far (the lower side is a lower "
+        "bound) [presets differ: optim.lr 0.001/0.0005]."
+    )
+    assert checks[1] == (
+        "- hstu ≥ sasrec (GPU): sports: 0.0500 (1) vs 0.0400 (1), holds (one seed each) [presets differ: "
+        "optim.lr 0.001/0.0005]."
+    )
+    assert checks[2] == "- fuxi ≥ hstu: sports: 0.0215 (1) vs 0.0210† (2), holds, within one seed std [same recipe]."
+    assert len(checks) == 3  # no GPU FuXi run: no GPU line for fuxi >= hstu
+
+
+def test_an_ordering_verdict_weighs_the_gap_against_the_seeds_spread() -> None:
+    assert loo._verdict((0.030, 0.001, 3, False), (0.020, 0.001, 3, False)) == "holds"
+    assert loo._verdict((0.020, 0.001, 3, False), (0.030, 0.001, 3, False)) == "**does not hold**"
+    assert loo._verdict((0.0295, 0.001, 3, False), (0.030, 0.001, 3, False)) == "does not hold, within one seed std"
+    assert loo._verdict((0.020, 0.0, 1, False), (0.030, 0.0, 1, False)) == "does not hold (one seed each)"
+    # a lower bound that falls short leaves the question open; one that comes out ahead does not
+    assert loo._verdict((0.020, 0.001, 3, True), (0.030, 0.001, 3, False)).startswith("does not hold so far")
+    assert loo._verdict((0.030, 0.001, 3, True), (0.020, 0.001, 3, False)) == "holds"
+
+
+def test_recipe_differences_name_the_settings_two_presets_do_not_share(monkeypatch) -> None:
+    from argusrec.config import load_config
+
+    preset, extra = loo.preset_for("sasrec", "beauty")
+    base = load_config(preset, extra)
+    other = {"sasrec": [], "hstu": ["optim.lr=0.002", "model.dropout=0.3"], "llama": ["model.kind=llama"]}
+    monkeypatch.setattr(loo, "preset_for", lambda m, d: (preset, [*extra, *other[m]]))
+    assert loo.recipe_differences("hstu", "sasrec", "beauty") == [
+        f"model.dropout 0.3/{base.model.dropout}",
+        f"optim.lr 0.002/{base.optim.lr}",
+    ]
+    assert loo.recipe_differences("llama", "sasrec", "beauty") == []  # the block kind is the model, not the recipe
