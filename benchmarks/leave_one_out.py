@@ -575,10 +575,10 @@ def _ran_on(args: argparse.Namespace) -> str:
     return f"{name}, {args.jobs} runs sharing it, {args.threads} CPU threads each"
 
 
-def current_runs(records: list[dict], dataset: str, model: str, where: str) -> list[dict]:
-    """The finished runs of (dataset, model) on this device kind under the preset as it is now and the current
-    model code, one per seed (the latest run of a seed stands for it, as in the tables)."""
-    digest = preset_digest(model, dataset)
+def current_runs(records: list[dict], dataset: str, model: str, where: str, digest: str) -> list[dict]:
+    """The finished runs of (dataset, model) on this device kind under the preset as it is now (``digest``:
+    :func:`preset_digest`) and the current model code, one per seed (the latest run of a seed stands for it, as
+    in the tables)."""
     runs = [
         r
         for r in records
@@ -620,11 +620,11 @@ def _verdict(a: tuple[float, float, int, bool], b: tuple[float, float, int, bool
     """Whether mean ``a`` >= mean ``b`` (each: mean, sample std or 0 for one seed, seeds, any run a lower bound),
     and how far that can be read: against the larger of the two seed spreads, and open when the side that falls
     short was cut by its time limit."""
-    (ma, sa, _, bound_a), (mb, sb, _, bound_b) = a, b
+    (ma, sa, _, bound_a), (mb, sb, _, _) = a, b
     holds = ma >= mb
     verdict = "holds" if holds else "does not hold"
     spread = max(sa, sb)  # 0: one seed each, no spread to compare the difference with
-    if (bound_b if holds else bound_a) and not holds:
+    if bound_a and not holds:
         return verdict + " so far (the lower side is a lower bound)"
     if spread == 0:
         return verdict + " (one seed each)"
@@ -645,8 +645,9 @@ def _summary(records: list[dict]) -> list[str]:
             if not supported(m, d):
                 continue
             parts = []
+            digest = preset_digest(m, d)  # loads the preset: once per (model, dataset)
             for where in ("cpu", "gpu"):
-                runs = current_runs(records, d, m, where)
+                runs = current_runs(records, d, m, where, digest)
                 if not runs:
                     continue
                 test = [r["metrics"]["test/NDCG@10"] for r in runs]
