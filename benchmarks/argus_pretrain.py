@@ -19,7 +19,8 @@ On data from the simulator (known ground truth, reference/ARGUS.md §6) and on M
   batch size (the same events per step) for the epochs the ``argus-simplified`` run trained (within
   ``--scaling-budget`` seconds), learning-rate warmup capped at 10% of the steps; only the model changes (width,
   depth, heads, hashed table, the preset's lr). ``docs/argus_scaling.png`` plots test NIP loss and mean FP AUC
-  against log10(transformer parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run.
+  against log10(transformer parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run, unless
+  ``--scaling-epochs`` is given: then it is a run of its own (model ``argus-3m``) and the quality runs keep theirs.
 * **reference** — ``user-fit``: a feedback-prediction reference that is given the simulator's item side (genre
   centroids, item vectors, qualities, every constant of the feedback model) and fits only each user's taste and
   feedback offsets from their earlier feedback, day by day (:mod:`argusrec.eval.user_fit`): how much of the
@@ -88,7 +89,7 @@ PRIOR_EVENTS_PER_S = {
         "argus-1m": 200_000,
         "argus-3m": 150_000,
         "argus-30m": 40_000,
-        "argus-300m": 6_000,
+        "argus-300m": 30_000,  # 37,482 measured on an H100 shared with another run (2026-11-23)
         "argus-1b": 1_000,
     },
 }
@@ -532,9 +533,12 @@ class Bench:
             data = simulated_data(self.work, self.args.events, self.args.seed)
             q = self.args.quality_preset
             self.baselines(SIM, data, q, oracle=True)
-            if "quality" in only or ("scaling" in only and q in presets):
+            # The quality preset's scaling record is its argus-simplified run when that run trains the scaling epochs;
+            # with a different --scaling-epochs it is a run of its own (model = the preset's name).
+            shared_run = "scaling" in only and q in presets and not self.args.scaling_epochs
+            if "quality" in only or shared_run:
                 rec = self.train(SIM, data, "argus-simplified", q, "simplified", [])
-                if rec is not None and "scaling" in only and q in presets:
+                if rec is not None and shared_run:
                     self.put({**rec, "model": q, "same_run_as": "argus-simplified"})
             if "quality" in only:
                 self.train(SIM, data, "argus-full", q, "full", [])
@@ -552,7 +556,7 @@ class Bench:
                 # Sizes compared on equal terms: the quality preset's history length and batch (events per step)
                 # and its number of epochs; only the model (width, depth, heads, lr, hashed table) changes.
                 shape, epochs = self.scaling_terms(q, data)
-                for preset in sorted((p for p in presets if p != q), key=_preset_size):
+                for preset in sorted((p for p in presets if p != q or not shared_run), key=_preset_size):
                     self.train(
                         SIM, data, preset, preset, "simplified", shape, epochs=epochs, budget_s=self.args.scaling_budget
                     )
@@ -973,6 +977,20 @@ def _variants_table(by: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _lr(rec: dict) -> str:
+    """The run's peak learning rate: its ``optim.lr`` override, else its preset's (``--set`` marks a changed one)."""
+    for o in reversed(rec.get("overrides") or []):
+        if o.startswith("optim.lr="):
+            return f"{float(o.split('=', 1)[1]):g} (set)"
+    from argusrec.config import load_config
+    from argusrec.errors import ArgusrecError
+
+    try:
+        return f"{load_config(rec['preset']).optim.lr:g}"
+    except ArgusrecError:  # a preset that no longer exists
+        return "?"
+
+
 def _scaling_table(records: list[dict]) -> list[str]:
     rows = [r for r in records if r["dataset"] == SIM and r["model"].startswith("argus-") and r.get("preset")]
     rows = [r for r in rows if r["model"] == r.get("preset") or r.get("same_run_as")]
@@ -987,20 +1005,20 @@ def _scaling_table(records: list[dict]) -> list[str]:
         "Equal terms: every size trains with the quality preset's history length and batch size for the same number "
         "of epochs (column *training*; `equal epochs` = the target was reached), warmup capped at 10% of the steps.",
         "",
-        "| preset | transformer params | all params | test NIP loss | mean FP AUC | test NDCG@10 | events/s "
+        "| preset | transformer params | all params | lr | test NIP loss | mean FP AUC | test NDCG@10 | events/s "
         "| training |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     ran = []
     for r in rows:
         m = r["metrics"]
         if not m:
-            lines.append(f"| {r['model']} | | | | | | | {_run_label(r)} |")
+            lines.append(f"| {r['model']} | | | | | | | | {_run_label(r)} |")
             continue
         ran.append(r)
         total = (r.get("parameters") or {}).get("total")
         lines.append(
-            f"| {r['model']} | {_params(r)} | {'—' if not total else f'{total / 1e6:.1f}M'} | "
+            f"| {r['model']} | {_params(r)} | {'—' if not total else f'{total / 1e6:.1f}M'} | {_lr(r)} | "
             f"{_f(m.get('test/NIP_loss'))} | {_f(_mean_auc(m, signals))} | {_f(m.get('test/NDCG@10'))} | "
             f"{m.get('events_per_s', 0):,.0f} | {_run_label(r)} |"
         )

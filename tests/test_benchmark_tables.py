@@ -393,3 +393,26 @@ def test_recipe_differences_name_the_settings_two_presets_do_not_share(monkeypat
         f"optim.lr 0.002/{base.optim.lr}",
     ]
     assert loo.recipe_differences("llama", "sasrec", "beauty") == []  # the block kind is the model, not the recipe
+
+
+def test_the_scaling_table_names_each_runs_learning_rate() -> None:
+    import argus_pretrain as ap
+
+    def rec(model: str, nip: float, overrides: list[str]) -> dict:
+        m = {"test/NIP_loss": nip, "test/FP_AUC/like": 0.7, "test/NDCG@10": 0.2, "events_per_s": 1000.0}
+        return {"dataset": ap.SIM, "model": model, "preset": model, "metrics": m, "overrides": overrides} | {
+            "epochs_run": 6,
+            "epochs_cap": 6,
+            "epochs_wanted": 6,
+            "preset_epochs": 10,
+            "ended": "equal epochs",
+        }
+
+    text = "\n".join(
+        ap._scaling_table(
+            [rec("argus-3m", 6.4, ["train.epochs=6"]), rec("argus-30m", 6.3, ["optim.lr=3e-4", "train.epochs=6"])]
+        )
+    )
+    assert "| argus-3m | — | — | 0.001 | 6.4000 |" in text  # the preset's own lr (no parameters stored: dashes)
+    assert "| argus-30m | — | — | 0.0003 (set) | 6.3000 |" in text  # a --set override is marked
+    assert "Test NIP loss improves with every size step" in text
