@@ -43,6 +43,10 @@ run, and what no longer fits is recorded as not run. A guard also stops a run's 
     python benchmarks/argus_pretrain.py --render-only                                # markdown + plot from the JSON
     python benchmarks/argus_pretrain.py --device cuda --only scaling --presets argus-30m --scaling-epochs 6 \\
         --set argus-30m:optim.lr=3e-4 --resume --rerun argus-30m                     # one size again, lower lr
+    python benchmarks/argus_pretrain.py --device cuda --only scaling --scaling-epochs 6 --scaling-budget 1100 \\
+        --presets argus-tiny,argus-1m,argus-3m,argus-30m,argus-300m --lr-grid argus-tiny=3e-3,3e-4 \\
+        --lr-grid argus-1m=1e-3,3e-4 --lr-grid argus-3m=1e-3,3e-4,1e-4 --lr-grid argus-30m=3e-4,1e-4 \\
+        --lr-grid argus-300m=1e-4 --resume          # the 6-epoch ladder, each size at its best rate on validation
 
 Writes benchmarks/results/argus_pretrain.json, its section of docs/benchmarks.md and docs/argus_scaling.png.
 """
@@ -476,6 +480,7 @@ class Bench:
             variant=variant,
             overrides=[o for o in overrides if not o.startswith("data.path=")],
             parameters={"total": summary.get("parameters"), "transformer": summary.get("transformer_parameters")},
+            lr=config.optim.lr,
             epochs_run=summary["epochs_run"],
             epochs_cap=plan["epochs_cap"],
             epochs_wanted=plan["epochs_wanted"],
@@ -556,10 +561,22 @@ class Bench:
                 # Sizes compared on equal terms: the quality preset's history length and batch (events per step)
                 # and its number of epochs; only the model (width, depth, heads, lr, hashed table) changes.
                 shape, epochs = self.scaling_terms(q, data)
+                grids = lr_grids(self.args.lr_grid)
                 for preset in sorted((p for p in presets if p != q or not shared_run), key=_preset_size):
-                    self.train(
-                        SIM, data, preset, preset, "simplified", shape, epochs=epochs, budget_s=self.args.scaling_budget
-                    )
+                    if preset not in grids:
+                        self.train(
+                            SIM, data, preset, preset, "simplified", shape, epochs=epochs,
+                            budget_s=self.args.scaling_budget,
+                        )  # fmt: skip
+                        continue
+                    for lr in grids[preset]:
+                        self.train(
+                            SIM, data, sweep_name(preset, lr), preset, "simplified", [*shape, f"optim.lr={lr:g}"],
+                            epochs=epochs, budget_s=self.args.scaling_budget,
+                        )  # fmt: skip
+                    best = select_lr(self.records, SIM, preset, grids[preset])
+                    if best is not None:
+                        self.put(best)
             if "reference" in only:
                 self.references(SIM, data, q)
         if "movielens" in only:
@@ -580,6 +597,42 @@ class Bench:
                 for p in ml_presets:
                     self.train(name, data_ml, p, p, "simplified", [])
         print(f"done in {(time.monotonic() - self.start) / 60:.1f} min", flush=True)
+
+
+def lr_grids(items: Sequence[str]) -> dict[str, list[float]]:
+    """``--lr-grid PRESET=LR,LR,...`` (repeatable) as {preset: [lr, ...]}."""
+    out: dict[str, list[float]] = {}
+    for item in items:
+        preset, sep, lrs = item.partition("=")
+        try:
+            values = [float(x) for x in lrs.split(",") if x]
+        except ValueError:
+            values = []
+        if not sep or not preset or not values or any(v <= 0 for v in values):
+            raise SystemExit(f"--lr-grid {item!r}: expected PRESET=LR[,LR...] of positive rates (argus-3m=1e-3,3e-4)")
+        out[preset] = values
+    return out
+
+
+def sweep_name(preset: str, lr: float) -> str:
+    """Record name of one learning rate of a preset's scaling grid."""
+    return f"{preset}@lr={lr:g}"
+
+
+def select_lr(records: Sequence[dict], dataset: str, preset: str, lrs: Sequence[float]) -> dict | None:
+    """The scaling record of ``preset``: its grid's run with the lowest valid NIP loss (test never looked at).
+
+    None until every rate of the grid has a record with metrics. The returned record is the chosen run's, renamed to
+    the preset, with ``selected_from`` = {record name: valid NIP loss} of the whole grid.
+    """
+    by_name = {r["model"]: r for r in records if r["dataset"] == dataset}
+    runs = [by_name.get(sweep_name(preset, lr)) for lr in lrs]
+    if any(r is None or not r.get("metrics") or "valid/NIP_loss" not in r["metrics"] for r in runs):
+        return None
+    done = [r for r in runs if r is not None]
+    best = min(done, key=lambda r: r["metrics"]["valid/NIP_loss"])
+    grid = {r["model"]: r["metrics"]["valid/NIP_loss"] for r in done}
+    return {**best, "model": preset, "selected_from": grid, "selected_on": "valid/NIP_loss"}
 
 
 def user_overrides(items: Sequence[str], preset: str) -> list[str]:
@@ -673,7 +726,7 @@ def _conditions(group: list[dict]) -> list[str]:
     dates = sorted({r.get("date", "?") for r in ran})
     devices = sorted({r.get("device", "?") for r in ran})
     notes = sorted({r["note_run"] for r in ran if r.get("note_run")})
-    trained = [r for r in ran if "epochs_run" in r]
+    trained = [r for r in ran if "epochs_run" in r and not r.get("selected_from") and not r.get("same_run_as")]
     reduced = [r for r in trained if r.get("ended") in ("cap", "max_steps", "time guard")]
     lines = [
         f"Measured {', '.join(dates)} on {'; '.join(hw)} (device: {', '.join(devices)}); commit {', '.join(commits)}."
@@ -732,6 +785,7 @@ def markdown(records: list[dict]) -> str:
         lines += _ablation_table(by)
         lines += _variants_table(by)
         lines += _scaling_table(records)
+        lines += _lr_grid_table(records)
     ml = [r for r in records if r["dataset"] in MOVIELENS]
     if ml:
         lines += ["### MovieLens (rating-derived feedback)", ""]
@@ -978,10 +1032,15 @@ def _variants_table(by: dict) -> list[str]:
 
 
 def _lr(rec: dict) -> str:
-    """The run's peak learning rate: its ``optim.lr`` override, else its preset's (``--set`` marks a changed one)."""
+    """The run's peak learning rate: chosen from a grid, set by an override (``(set)``), or its preset's."""
+    if rec.get("selected_from"):
+        n = len(rec["selected_from"])
+        return f"{rec['lr']:g} ({'the only rate tried' if n == 1 else f'best of {n} on valid'})"
     for o in reversed(rec.get("overrides") or []):
         if o.startswith("optim.lr="):
             return f"{float(o.split('=', 1)[1]):g} (set)"
+    if rec.get("lr") is not None:
+        return f"{rec['lr']:g}"
     from argusrec.config import load_config
     from argusrec.errors import ArgusrecError
 
@@ -1004,6 +1063,11 @@ def _scaling_table(records: list[dict]) -> list[str]:
         "",
         "Equal terms: every size trains with the quality preset's history length and batch size for the same number "
         "of epochs (column *training*; `equal epochs` = the target was reached), warmup capped at 10% of the steps.",
+        *(
+            ["Each size's learning rate is the one of its grid (table below) with the lowest valid NIP loss."]
+            if any(r.get("selected_from") for r in rows)
+            else []
+        ),
         "",
         "| preset | transformer params | all params | lr | test NIP loss | mean FP AUC | test NDCG@10 | events/s "
         "| training |",
@@ -1046,6 +1110,53 @@ def _scaling_table(records: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _lr_grid_table(records: list[dict]) -> list[str]:
+    """Each scaling preset's learning-rate grid: valid NIP loss (test in brackets), the selected rate in bold."""
+    chosen = [r for r in records if r["dataset"] == SIM and r.get("selected_from")]
+    if not chosen:
+        return []
+    chosen.sort(key=lambda r: _preset_size(r["model"]))
+    by_name = {r["model"]: r for r in records if r["dataset"] == SIM}
+    rates = sorted({by_name[n]["lr"] for c in chosen for n in c["selected_from"] if n in by_name}, reverse=True)
+    lines = [
+        "#### Learning rate per size (the scaling runs' grid)",
+        "",
+        "Each size trains once per rate on the same terms; its row above is the rate with the lowest **valid** NIP "
+        "loss (bold). Cells: valid NIP loss (test NIP loss); blank = not tried.",
+        "",
+        "| preset | " + " | ".join(f"lr {x:g}" for x in rates) + " |",
+        "|---|" + "---:|" * len(rates),
+    ]
+    for c in chosen:
+        cells = {by_name[n]["lr"]: by_name[n] for n in c["selected_from"] if n in by_name}
+        row = []
+        for x in rates:
+            r = cells.get(x)
+            if r is None:
+                row.append("")
+                continue
+            cell = f"{_f(r['metrics']['valid/NIP_loss'])} ({_f(r['metrics'].get('test/NIP_loss'))})"
+            row.append(f"**{cell}**" if x == c["lr"] else cell)
+        lines.append(f"| {c['model']} | " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
+def _dates(rows: Sequence[dict]) -> str:
+    dates = sorted({r.get("date", "?") for r in rows})
+    return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+
+
+def _plot_label(rows: Sequence[dict]) -> str:
+    """How the plotted runs were trained: reduced, equal epochs below the presets', or the presets' own training."""
+    if any(r.get("ended") in ("cap", "max_steps", "time guard") for r in rows):
+        return "REDUCED run: epoch/step caps, see docs/benchmarks.md"
+    if any(r.get("ended") == "equal epochs" for r in rows):
+        epochs = "/".join(str(e) for e in sorted({r.get("epochs_run") for r in rows}))
+        presets = "/".join(str(e) for e in sorted({r.get("preset_epochs") for r in rows}))
+        return f"{epochs} epochs each, presets {presets}"
+    return "presets' full training"
+
+
 def plot(records: list[dict]) -> bool:
     rows = [r for r in records if r["dataset"] == SIM and r["metrics"] and r.get("parameters")]
     rows = [r for r in rows if (r["model"] == r.get("preset") or r.get("same_run_as")) and r["model"] != "argus-full"]
@@ -1084,9 +1195,8 @@ def plot(records: list[dict]) -> bool:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     dev = sorted({r.get("device", "?") for r in rows})
-    reduced = any(r.get("ended") in ("cap", "max_steps", "time guard") for r in rows)
-    label = "REDUCED run: epoch/step caps, see docs/benchmarks.md" if reduced else "presets' full training"
-    fig.suptitle(f"ARGUS scaling on simulated data ({', '.join(dev)}; {rows[0].get('date', '')}; {label})", fontsize=10)
+    title = f"ARGUS scaling on simulated data ({', '.join(dev)}; {_dates(rows)}; {_plot_label(rows)})"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(PLOT, dpi=110)
@@ -1142,6 +1252,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         metavar="[PRESET:]KEY=VALUE",
         help="config override of every run, or of one preset's runs (argus-30m:optim.lr=3e-4); repeatable",
+    )
+    ap.add_argument(
+        "--lr-grid",
+        action="append",
+        default=[],
+        metavar="PRESET=LR,LR,...",
+        help="scaling: train the preset once per learning rate (records PRESET@lr=LR) and keep as its scaling record "
+        "the one with the lowest valid NIP loss; repeatable; a preset without a grid trains at its own lr",
     )
     ap.add_argument("--oracle-events", type=int, default=100_000, help="test events scored by the NIP oracle")
     args = ap.parse_args(argv)

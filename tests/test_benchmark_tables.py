@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import leave_one_out as loo
 import training_runs
@@ -416,3 +418,50 @@ def test_the_scaling_table_names_each_runs_learning_rate() -> None:
     assert "| argus-3m | — | — | 0.001 | 6.4000 |" in text  # the preset's own lr (no parameters stored: dashes)
     assert "| argus-30m | — | — | 0.0003 (set) | 6.3000 |" in text  # a --set override is marked
     assert "Test NIP loss improves with every size step" in text
+
+
+def test_a_scaling_size_keeps_the_learning_rate_with_the_lowest_valid_loss_not_test() -> None:
+    import argus_pretrain as ap
+
+    def run(lr: float, valid: float, test: float) -> dict:
+        m = {"valid/NIP_loss": valid, "test/NIP_loss": test, "test/FP_AUC/like": 0.7, "events_per_s": 1.0}
+        return {"dataset": ap.SIM, "model": ap.sweep_name("argus-3m", lr), "preset": "argus-3m", "lr": lr} | {
+            "metrics": m,
+            "overrides": [f"optim.lr={lr:g}"],
+            "epochs_run": 6,
+            "epochs_cap": 6,
+            "preset_epochs": 10,
+            "ended": "equal epochs",
+        }
+
+    grid = [1e-3, 3e-4, 1e-4]
+    records = [run(1e-3, 6.47, 6.40), run(3e-4, 6.42, 6.45)]
+    assert ap.select_lr(records, ap.SIM, "argus-3m", grid) is None  # 1e-4 has not run yet
+    records.append(run(1e-4, 6.44, 6.30))  # the best test loss, but not the best valid loss
+    best = ap.select_lr(records, ap.SIM, "argus-3m", grid)
+    assert best is not None and best["model"] == "argus-3m" and best["lr"] == 3e-4
+    assert best["selected_from"] == {"argus-3m@lr=0.001": 6.47, "argus-3m@lr=0.0003": 6.42, "argus-3m@lr=0.0001": 6.44}
+    assert "| argus-3m | — | — | 0.0003 (best of 3 on valid) | 6.4500 |" in "\n".join(ap._scaling_table([best]))
+    table = "\n".join(ap._lr_grid_table([*records, best]))
+    assert "| preset | lr 0.001 | lr 0.0003 | lr 0.0001 |" in table
+    assert "| argus-3m | 6.4700 (6.4000) | **6.4200 (6.4500)** | 6.4400 (6.3000) |" in table
+
+
+def test_lr_grid_options_are_parsed_and_bad_ones_named() -> None:
+    import argus_pretrain as ap
+
+    assert ap.lr_grids(["argus-3m=1e-3,3e-4", "argus-30m=1e-4"]) == {"argus-3m": [1e-3, 3e-4], "argus-30m": [1e-4]}
+    for bad in ("argus-3m", "argus-3m=", "argus-3m=fast", "=1e-3", "argus-3m=-1e-3"):
+        with pytest.raises(SystemExit, match="--lr-grid"):
+            ap.lr_grids([bad])
+
+
+def test_the_scaling_plot_title_says_how_the_sizes_were_trained() -> None:
+    import argus_pretrain as ap
+
+    equal = [{"ended": "equal epochs", "epochs_run": 6, "preset_epochs": 10, "date": d} for d in ("2026-11-24", "x")]
+    assert ap._plot_label(equal) == "6 epochs each, presets 10"
+    assert ap._plot_label([*equal, {"ended": "time guard"}]).startswith("REDUCED run")
+    assert ap._plot_label([{"ended": "early stop"}]) == "presets' full training"
+    assert ap._dates(equal[:1]) == "2026-11-24"
+    assert ap._dates([{"date": "2026-11-25"}, {"date": "2026-11-24"}]) == "2026-11-24 to 2026-11-25"
