@@ -1136,8 +1136,12 @@ def _lr_grid_table(records: list[dict]) -> list[str]:
                 row.append("")
                 continue
             cell = f"{_f(r['metrics']['valid/NIP_loss'])} ({_f(r['metrics'].get('test/NIP_loss'))})"
+            if r.get("ended") != "equal epochs":
+                cell += f" † {r.get('epochs_run')} ep."
             row.append(f"**{cell}**" if x == c["lr"] else cell)
         lines.append(f"| {c['model']} | " + " | ".join(row) + " |")
+    if any("†" in line for line in lines[6:]):
+        lines += ["", "† stopped before the grid's epochs (its run's time limit): a lower bound of that rate's result."]
     return [*lines, ""]
 
 

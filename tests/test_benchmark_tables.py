@@ -465,3 +465,21 @@ def test_the_scaling_plot_title_says_how_the_sizes_were_trained() -> None:
     assert ap._plot_label([{"ended": "early stop"}]) == "presets' full training"
     assert ap._dates(equal[:1]) == "2026-11-24"
     assert ap._dates([{"date": "2026-11-25"}, {"date": "2026-11-24"}]) == "2026-11-24 to 2026-11-25"
+
+
+def test_a_grid_point_stopped_by_its_time_limit_is_marked_as_a_lower_bound() -> None:
+    import argus_pretrain as ap
+
+    def run(lr: float, valid: float, ended: str, epochs: int) -> dict:
+        return {"dataset": ap.SIM, "model": ap.sweep_name("argus-30m", lr), "preset": "argus-30m", "lr": lr} | {
+            "metrics": {"valid/NIP_loss": valid, "test/NIP_loss": valid},
+            "ended": ended,
+            "epochs_run": epochs,
+        }
+
+    records = [run(1e-4, 6.43, "equal epochs", 6), run(3e-5, 6.49, "time guard", 5)]
+    best = ap.select_lr(records, ap.SIM, "argus-30m", [1e-4, 3e-5])
+    assert best is not None
+    table = "\n".join(ap._lr_grid_table([*records, best]))
+    assert "| argus-30m | **6.4300 (6.4300)** | 6.4900 (6.4900) † 5 ep. |" in table
+    assert "† stopped before the grid's epochs" in table
