@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -112,6 +113,13 @@ def measured(
         raise RuntimeError(f"status {info['rc']}:\n{info['err']}")
     load = {"cpu_seconds": round(info["cpu_s"], 1), "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}
     return info["seconds"], info["peak_mb"], info["out"], load
+
+
+def _peak_text(peak_mb: float) -> str:
+    """The log's peak-memory words: a killed training process leaves no resource usage to read."""
+    if math.isnan(peak_mb):
+        return "peak RSS unknown (the training process was stopped at its time limit)"
+    return f"peak {peak_mb:.0f} MB"
 
 
 def child(spec: str) -> None:
@@ -386,7 +394,7 @@ def train_one(
     print(
         f"  test NDCG@10 {m['test/NDCG@10']:.4f} HR@10 {m['test/HR@10']:.4f} | valid NDCG@10 "
         f"{m['valid/NDCG@10']:.4f} | epochs {summary['epochs_run']}/{epochs} best {summary['best_epoch']} | "
-        f"{m['events_per_s']:,.0f} targets/s | {sec:.0f} s{' (time limit)' if limited else ''}, peak {peak:.0f} MB",
+        f"{m['events_per_s']:,.0f} targets/s | {sec:.0f} s{' (time limit)' if limited else ''}, {_peak_text(peak)}",
         flush=True,
     )
     logs = work / "logs" / run_dir.name  # keep the small logs, drop the checkpoints

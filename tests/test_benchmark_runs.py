@@ -426,3 +426,10 @@ def test_a_runs_note_goes_on_the_records_of_that_invocation_only(
     records = written["records"]
     assert records[0] is older and "note_run" not in older  # not this invocation's conditions
     assert len(records) == 2 and "not run" in records[1]["note"] and records[1]["note_run"] == "beside CI"
+
+
+def test_a_run_stopped_at_its_limit_logs_its_peak_memory_as_unknown_not_nan() -> None:
+    assert training_runs._peak_text(float("nan")) == (
+        "peak RSS unknown (the training process was stopped at its time limit)"
+    )
+    assert training_runs._peak_text(1234.4) == "peak 1234 MB"
