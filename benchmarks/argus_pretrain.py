@@ -21,6 +21,9 @@ On data from the simulator (known ground truth, reference/ARGUS.md §6) and on M
   depth, heads, hashed table, the preset's lr). ``docs/argus_scaling.png`` plots test NIP loss and mean FP AUC
   against log10(transformer parameters). The ``argus-3m`` scaling record is the ``argus-simplified`` run, unless
   ``--scaling-epochs`` is given: then it is a run of its own (model ``argus-3m``) and the quality runs keep theirs.
+  ``--lr-grid PRESET=LR,...`` trains a size once per rate and keeps the one with the lowest valid NIP loss.
+  ``--scaling-items N`` runs the sizes on a simulation of their own (same events and users, N items: more events per
+  item), recorded as dataset ``simulated-<events>-events-<N>-items`` with its own baselines, section and plot.
 * **reference** — ``user-fit``: a feedback-prediction reference that is given the simulator's item side (genre
   centroids, item vectors, qualities, every constant of the feedback model) and fits only each user's taste and
   feedback offsets from their earlier feedback, day by day (:mod:`argusrec.eval.user_fit`): how much of the
@@ -47,6 +50,8 @@ run, and what no longer fits is recorded as not run. A guard also stops a run's 
         --presets argus-tiny,argus-1m,argus-3m,argus-30m,argus-300m --lr-grid argus-tiny=3e-3,3e-4 \\
         --lr-grid argus-1m=1e-3,3e-4 --lr-grid argus-3m=1e-3,3e-4,1e-4 --lr-grid argus-30m=3e-4,1e-4 \\
         --lr-grid argus-300m=1e-4 --resume          # the 6-epoch ladder, each size at its best rate on validation
+    python benchmarks/argus_pretrain.py --device cuda --only scaling --scaling-items 3000 --scaling-epochs 6 \\
+        --presets argus-tiny,argus-1m,argus-3m,argus-30m --lr-grid argus-1m=1e-3,3e-4 --resume   # denser data
 
 Writes benchmarks/results/argus_pretrain.json, its section of docs/benchmarks.md and docs/argus_scaling.png.
 """
@@ -135,15 +140,16 @@ def _install_guard() -> None:
 
 
 # ---------------------------------------------------------------------- data
-def simulated_data(work: Path, events: int, seed: int) -> Path:
-    """Simulate ``events`` events (seed) into ``work`` once; later calls reuse the prepared store."""
+def simulated_data(work: Path, events: int, seed: int, items: int | None = None) -> Path:
+    """Simulate ``events`` events (seed; ``items`` items, default the simulator's events / 100) into ``work`` once;
+    later calls reuse the prepared store."""
     from argusrec.data.simulator import SimulationConfig
     from argusrec.recipes.data import simulate
 
-    out = work / f"sim-{events}-s{seed}"
+    out = work / (f"sim-{events}-s{seed}" + (f"-items{items}" if items else ""))
     if not (out / "manifest.json").exists():
         t = time.perf_counter()
-        simulate(SimulationConfig(n_events=events, seed=seed), out, overwrite=True, progress=False)
+        simulate(SimulationConfig(n_events=events, seed=seed, n_items=items), out, overwrite=True, progress=False)
         print(f"simulated {events:,} events -> {out} in {time.perf_counter() - t:.1f} s", flush=True)
     return out
 
@@ -540,7 +546,8 @@ class Bench:
             self.baselines(SIM, data, q, oracle=True)
             # The quality preset's scaling record is its argus-simplified run when that run trains the scaling epochs;
             # with a different --scaling-epochs it is a run of its own (model = the preset's name).
-            shared_run = "scaling" in only and q in presets and not self.args.scaling_epochs
+            dense = self.args.scaling_items
+            shared_run = "scaling" in only and q in presets and not self.args.scaling_epochs and not dense
             if "quality" in only or shared_run:
                 rec = self.train(SIM, data, "argus-simplified", q, "simplified", [])
                 if rec is not None and shared_run:
@@ -560,21 +567,26 @@ class Bench:
             if "scaling" in only:
                 # Sizes compared on equal terms: the quality preset's history length and batch (events per step)
                 # and its number of epochs; only the model (width, depth, heads, lr, hashed table) changes.
-                shape, epochs = self.scaling_terms(q, data)
+                ds, data_s = SIM, data
+                if dense:  # its own simulation: same events and users, fewer items (more events per item)
+                    ds = scaling_dataset(self.args.events, dense)
+                    data_s = simulated_data(self.work, self.args.events, self.args.seed, dense)
+                    self.baselines(ds, data_s, q, oracle=True)
+                shape, epochs = self.scaling_terms(q, data_s)
                 grids = lr_grids(self.args.lr_grid)
                 for preset in sorted((p for p in presets if p != q or not shared_run), key=_preset_size):
                     if preset not in grids:
                         self.train(
-                            SIM, data, preset, preset, "simplified", shape, epochs=epochs,
+                            ds, data_s, preset, preset, "simplified", shape, epochs=epochs,
                             budget_s=self.args.scaling_budget,
                         )  # fmt: skip
                         continue
                     for lr in grids[preset]:
                         self.train(
-                            SIM, data, sweep_name(preset, lr), preset, "simplified", [*shape, f"optim.lr={lr:g}"],
+                            ds, data_s, sweep_name(preset, lr), preset, "simplified", [*shape, f"optim.lr={lr:g}"],
                             epochs=epochs, budget_s=self.args.scaling_budget,
                         )  # fmt: skip
-                    best = select_lr(self.records, SIM, preset, grids[preset])
+                    best = select_lr(self.records, ds, preset, grids[preset])
                     if best is not None:
                         self.put(best)
             if "reference" in only:
@@ -597,6 +609,20 @@ class Bench:
                 for p in ml_presets:
                     self.train(name, data_ml, p, p, "simplified", [])
         print(f"done in {(time.monotonic() - self.start) / 60:.1f} min", flush=True)
+
+
+def scaling_dataset(events: int, items: int | None) -> str:
+    """Dataset name of the scaling records: the quality runs' simulation, or (--scaling-items) a denser one."""
+    return SIM if not items else f"{SIM}-{events}-events-{items}-items"
+
+
+def is_scaling_only(dataset: str) -> bool:
+    """A simulation of its own for the scaling part (--scaling-items), with its own baselines, table and plot."""
+    return dataset.startswith(f"{SIM}-")
+
+
+def plot_path(dataset: str) -> Path:
+    return PLOT if dataset == SIM else PLOT.with_name(f"{PLOT.stem}-{dataset.removeprefix(SIM + '-')}.png")
 
 
 def lr_grids(items: Sequence[str]) -> dict[str, list[float]]:
@@ -763,16 +789,9 @@ def markdown(records: list[dict]) -> str:
     ]
     if sim:
         pop, orc = by.get((SIM, "popularity")), by.get((SIM, "oracle"))
-        data = next((r.get("data") for r in sim if r.get("data")), None) or {}
-        split = next((r.get("split") for r in sim if r.get("split")), None) or {}
         lines += ["### Simulated data", ""]
         lines += _conditions(sim)
-        if data:
-            lines.append(
-                f"Data: `argusrec data simulate` seed {sim[0]['seed']}, {data.get('events', 0):,} events, "
-                f"{data.get('users', 0):,} users, {data.get('items', 0):,} items; {split.get('train_events', 0):,} "
-                f"training events, {split.get('test_targets', 0):,} test events."
-            )
+        lines += _data_line(sim)
         if orc and orc["metrics"].get("test/NIP_oracle_subset"):
             lines.append(
                 f"The oracle's NIP numbers are over a seeded random subset of {orc['metrics'].get('test/NIP_count'):,}"
@@ -786,6 +805,18 @@ def markdown(records: list[dict]) -> str:
         lines += _variants_table(by)
         lines += _scaling_table(records)
         lines += _lr_grid_table(records)
+    for dataset in sorted({r["dataset"] for r in records if is_scaling_only(r["dataset"])}):
+        rows = [r for r in records if r["dataset"] == dataset]
+        lines += [f"### Scaling on a denser simulation (`{dataset}`)", ""]
+        lines += _conditions(rows)
+        lines += _data_line(rows)
+        lines += [
+            "The same simulator and users as above with fewer items, so more events per item; the sizes' own "
+            "popularity and oracle baselines are on this data.",
+            "",
+        ]
+        lines += _scaling_table(records, dataset)
+        lines += _lr_grid_table(records, dataset)
     ml = [r for r in records if r["dataset"] in MOVIELENS]
     if ml:
         lines += ["### MovieLens (rating-derived feedback)", ""]
@@ -1050,8 +1081,8 @@ def _lr(rec: dict) -> str:
         return "?"
 
 
-def _scaling_table(records: list[dict]) -> list[str]:
-    rows = [r for r in records if r["dataset"] == SIM and r["model"].startswith("argus-") and r.get("preset")]
+def _scaling_table(records: list[dict], dataset: str = SIM) -> list[str]:
+    rows = [r for r in records if r["dataset"] == dataset and r["model"].startswith("argus-") and r.get("preset")]
     rows = [r for r in rows if r["model"] == r.get("preset") or r.get("same_run_as")]
     rows = [r for r in rows if r["model"] not in ("argus-simplified", "argus-full")]
     if not rows:
@@ -1059,7 +1090,9 @@ def _scaling_table(records: list[dict]) -> list[str]:
     rows.sort(key=lambda r: _preset_size(r["model"]))
     signals = _signals(*rows)
     lines = [
-        "#### Scaling (same simulated data, simplified variant)",
+        "#### Scaling (same simulated data, simplified variant)"
+        if dataset == SIM
+        else "#### Scaling (simplified variant)",
         "",
         "Equal terms: every size trains with the quality preset's history length and batch size for the same number "
         "of epochs (column *training*; `equal epochs` = the target was reached), warmup capped at 10% of the steps.",
@@ -1099,7 +1132,8 @@ def _scaling_table(records: list[dict]) -> list[str]:
         lines += [
             "",
             f"Test NIP loss {'improves' if better else '**does not improve**'} with every size step "
-            f"({' -> '.join(_f(x) for x in nip)}; {'; '.join(steps)}). Plot: [argus_scaling.png](argus_scaling.png).",
+            f"({' -> '.join(_f(x) for x in nip)}; {'; '.join(steps)}). Plot: [{plot_path(dataset).name}]"
+            f"({plot_path(dataset).name}).",
         ]
         if short:
             lines += [
@@ -1110,13 +1144,35 @@ def _scaling_table(records: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
-def _lr_grid_table(records: list[dict]) -> list[str]:
+def _data_line(rows: Sequence[dict]) -> list[str]:
+    """The simulation the rows ran on (events, users, items, period sizes), from the records that store it."""
+    data = next((r.get("data") for r in rows if r.get("data")), None) or {}
+    split = next((r.get("split") for r in rows if r.get("split")), None) or {}
+    if not data:
+        return []
+    per_item = split.get("train_events", 0) / max(1, data.get("items", 0))
+    return [
+        f"Data: `argusrec data simulate` seed {rows[0]['seed']}, {data.get('events', 0):,} events, "
+        f"{data.get('users', 0):,} users, {data.get('items', 0):,} items; {split.get('train_events', 0):,} "
+        f"training events ({per_item:,.0f} per item), {split.get('test_targets', 0):,} test events."
+    ]
+
+
+def _data_words(records: Sequence[dict], dataset: str) -> str:
+    rows = [r for r in records if r["dataset"] == dataset and r.get("data")]
+    if not rows:
+        return "simulated data"
+    d = rows[0]["data"]
+    return f"simulated data, {d.get('events', 0):,} events, {d.get('items', 0):,} items"
+
+
+def _lr_grid_table(records: list[dict], dataset: str = SIM) -> list[str]:
     """Each scaling preset's learning-rate grid: valid NIP loss (test in brackets), the selected rate in bold."""
-    chosen = [r for r in records if r["dataset"] == SIM and r.get("selected_from")]
+    chosen = [r for r in records if r["dataset"] == dataset and r.get("selected_from")]
     if not chosen:
         return []
     chosen.sort(key=lambda r: _preset_size(r["model"]))
-    by_name = {r["model"]: r for r in records if r["dataset"] == SIM}
+    by_name = {r["model"]: r for r in records if r["dataset"] == dataset}
     rates = sorted({by_name[n]["lr"] for c in chosen for n in c["selected_from"] if n in by_name}, reverse=True)
     lines = [
         "#### Learning rate per size (the scaling runs' grid)",
@@ -1161,8 +1217,8 @@ def _plot_label(rows: Sequence[dict]) -> str:
     return "presets' full training"
 
 
-def plot(records: list[dict]) -> bool:
-    rows = [r for r in records if r["dataset"] == SIM and r["metrics"] and r.get("parameters")]
+def plot(records: list[dict], dataset: str = SIM) -> bool:
+    rows = [r for r in records if r["dataset"] == dataset and r["metrics"] and r.get("parameters")]
     rows = [r for r in rows if (r["model"] == r.get("preset") or r.get("same_run_as")) and r["model"] != "argus-full"]
     rows = [r for r in rows if r["model"] not in ("argus-simplified",) and (r["parameters"] or {}).get("transformer")]
     if len(rows) < 2:
@@ -1179,7 +1235,7 @@ def plot(records: list[dict]) -> bool:
     x = [math.log10(r["parameters"]["transformer"]) for r in rows]
     signals = _signals(*rows)
     by = {(r["dataset"], r["model"]): r for r in records}
-    pop, orc = by.get((SIM, "popularity")), by.get((SIM, "oracle"))
+    pop, orc = by.get((dataset, "popularity")), by.get((dataset, "oracle"))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     panels = (
         ("test NIP loss (nats, lower is better)", lambda m: m.get("test/NIP_loss")),
@@ -1199,21 +1255,24 @@ def plot(records: list[dict]) -> bool:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     dev = sorted({r.get("device", "?") for r in rows})
-    title = f"ARGUS scaling on simulated data ({', '.join(dev)}; {_dates(rows)}; {_plot_label(rows)})"
+    data = _data_words(records, dataset)
+    title = f"ARGUS scaling on {data} ({', '.join(dev)}; {_dates(rows)}; {_plot_label(rows)})"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=110)
+    path = plot_path(dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
 
 
 def render(records: list[dict]) -> None:
     write_section(BENCH, markdown(records))
-    try:
-        plot(records)
-    except Exception as e:  # the plot must never lose a run's results
-        print(f"plot failed: {e}", flush=True)
+    for dataset in sorted({r["dataset"] for r in records if r["dataset"] == SIM or is_scaling_only(r["dataset"])}):
+        try:
+            plot(records, dataset)
+        except Exception as e:  # the plot must never lose a run's results
+            print(f"plot failed: {e}", flush=True)
 
 
 # ---------------------------------------------------------------------- main
@@ -1256,6 +1315,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         metavar="[PRESET:]KEY=VALUE",
         help="config override of every run, or of one preset's runs (argus-30m:optim.lr=3e-4); repeatable",
+    )
+    ap.add_argument(
+        "--scaling-items",
+        type=int,
+        default=None,
+        help="scaling: run the sizes on a simulation of their own with this many items (same --events and users; "
+        "default: the quality runs' data, events / 100 items), recorded as dataset simulated-<events>-events-<N>-items",
     )
     ap.add_argument(
         "--lr-grid",

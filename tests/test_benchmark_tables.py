@@ -483,3 +483,27 @@ def test_a_grid_point_stopped_by_its_time_limit_is_marked_as_a_lower_bound() -> 
     table = "\n".join(ap._lr_grid_table([*records, best]))
     assert "| argus-30m | **6.4300 (6.4300)** | 6.4900 (6.4900) † 5 ep. |" in table
     assert "† stopped before the grid's epochs" in table
+
+
+def test_a_denser_scaling_simulation_gets_its_own_dataset_section_and_plot() -> None:
+    import argus_pretrain as ap
+
+    assert ap.scaling_dataset(3_000_000, None) == ap.SIM
+    dense = ap.scaling_dataset(3_000_000, 3_000)
+    assert dense == "simulated-3000000-events-3000-items" and ap.is_scaling_only(dense)
+    assert not ap.is_scaling_only(ap.SIM) and not ap.is_scaling_only("ml-100k")
+    assert ap.plot_path(ap.SIM) == ap.PLOT
+    assert ap.plot_path(dense).name == "argus_scaling-3000000-events-3000-items.png"
+
+    data = {"events": 3_000_000, "users": 20_000, "items": 3_000}
+    base = {"dataset": dense, "seed": 0, "hardware": "h", "commit": "c", "device": "cuda", "date": "2026-11-25"}
+    pop = base | {"model": "popularity", "metrics": {"test/NIP_loss": 7.0}, "data": data}
+    pop |= {"split": {"train_events": 2_550_000, "test_targets": 300_000}}
+    run = base | {"model": "argus-tiny", "preset": "argus-tiny", "lr": 3e-3, "overrides": []}
+    run |= {"metrics": {"test/NIP_loss": 6.0, "test/FP_AUC/like": 0.7, "events_per_s": 1.0}, "parameters": {}}
+    run |= {"epochs_run": 6, "epochs_cap": 6, "preset_epochs": 10, "ended": "equal epochs"}
+    text = ap.markdown([pop, run])
+    assert f"### Scaling on a denser simulation (`{dense}`)" in text
+    assert "3,000,000 events, 20,000 users, 3,000 items; 2,550,000 training events (850 per item)" in text
+    assert "| argus-tiny | — | — | 0.003 | 6.0000 |" in text
+    assert "### Simulated data" not in text  # the quality runs' section only appears with their records
