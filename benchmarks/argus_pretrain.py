@@ -47,8 +47,8 @@ run, and what no longer fits is recorded as not run. A guard also stops a run's 
     python benchmarks/argus_pretrain.py --device cuda --only scaling --presets argus-30m --scaling-epochs 6 \\
         --set argus-30m:optim.lr=3e-4 --resume --rerun argus-30m                     # one size again, lower lr
     python benchmarks/argus_pretrain.py --device cuda --only scaling --scaling-epochs 6 --scaling-budget 1100 \\
-        --presets argus-tiny,argus-1m,argus-3m,argus-30m,argus-300m --lr-grid argus-tiny=3e-3,3e-4 \\
-        --lr-grid argus-1m=1e-3,3e-4 --lr-grid argus-3m=1e-3,3e-4,1e-4 --lr-grid argus-30m=3e-4,1e-4 \\
+        --presets argus-tiny,argus-1m,argus-3m,argus-30m,argus-300m --lr-grid argus-tiny=1e-2,3e-3,3e-4 \\
+        --lr-grid argus-1m=1e-3,3e-4,1e-4 --lr-grid argus-3m=1e-3,3e-4,1e-4 --lr-grid argus-30m=3e-4,1e-4,3e-5 \\
         --lr-grid argus-300m=1e-4 --resume          # the 6-epoch ladder, each size at its best rate on validation
     python benchmarks/argus_pretrain.py --device cuda --only scaling --scaling-items 3000 --scaling-epochs 6 \\
         --presets argus-tiny,argus-1m,argus-3m,argus-30m --lr-grid argus-1m=1e-3,3e-4 --resume   # denser data
@@ -401,7 +401,7 @@ class Bench:
         if self.done(dataset, model):
             print(f"[{dataset}] {model}: done (kept from the JSON)", flush=True)
             return next(r for r in self.records if r["dataset"] == dataset and r["model"] == model)
-        if model in self.args.skip.split(","):
+        if named(model, self.args.skip):
             self.not_run(dataset, model, "skipped (--skip); see the run conditions", preset=preset)
             return None
         if self.left() < MIN_RUN_S[self.device] + OVERHEAD_S[self.device]:
@@ -533,6 +533,39 @@ class Bench:
         return shape, epochs if epochs else self.args.max_epochs
 
     # -------------------------------------------------------------- parts, most important first
+    def scaling(self, q: str, presets: Sequence[str], data: Path | None, shared_run: bool) -> None:
+        """The sizes on equal terms: the quality preset's history length and batch (events per step) and the same
+        epochs; only the model (width, depth, heads, hashed table) and its learning rate (--lr-grid) change."""
+        ds, data_s = SIM, data
+        if self.args.scaling_items:  # its own simulation: same events and users, fewer items (more events per item)
+            ds = scaling_dataset(self.args.events, self.args.scaling_items)
+            data_s = simulated_data(self.work, self.args.events, self.args.seed, self.args.scaling_items)
+            self.baselines(ds, data_s, q, oracle=True)
+        assert data_s is not None
+        if not shared_run:  # a shared record from an earlier run on other terms must not stand in for this one
+            self.records = [
+                r for r in self.records if not (r["dataset"] == ds and r["model"] == q and r.get("same_run_as"))
+            ]
+        shape, epochs = self.scaling_terms(q, data_s)
+        grids = lr_grids(self.args.lr_grid)
+        for preset in sorted((p for p in presets if p != q or not shared_run), key=_preset_size):
+            if preset not in grids:
+                self.train(
+                    ds, data_s, preset, preset, "simplified", shape, epochs=epochs, budget_s=self.args.scaling_budget
+                )
+                continue
+            for lr in grids[preset]:
+                self.train(
+                    ds, data_s, sweep_name(preset, lr), preset, "simplified", [*shape, f"optim.lr={lr:g}"],
+                    epochs=epochs, budget_s=self.args.scaling_budget,
+                )  # fmt: skip
+            best = select_lr(self.records, ds, preset, grids[preset])
+            if best is None:  # an earlier selection must not stand for a grid this run did not complete
+                self.records = [r for r in self.records if (r["dataset"], r["model"]) != (ds, preset)]
+                self.not_run(ds, preset, "a rate of its learning-rate grid did not run (see its @lr= records)")
+            else:
+                self.put(best)
+
     def run(self) -> None:
         only = set(self.args.only.split(",")) if self.args.only else set(PARTS)
         unknown = only - set(PARTS)
@@ -541,20 +574,26 @@ class Bench:
         presets = [p for p in self.args.presets.split(",") if p]
         sim_parts = only & {"quality", "ablation", "scaling", "reference"}
         if sim_parts:
-            data = simulated_data(self.work, self.args.events, self.args.seed)
             q = self.args.quality_preset
-            self.baselines(SIM, data, q, oracle=True)
-            # The quality preset's scaling record is its argus-simplified run when that run trains the scaling epochs;
-            # with a different --scaling-epochs it is a run of its own (model = the preset's name).
-            dense = self.args.scaling_items
-            shared_run = "scaling" in only and q in presets and not self.args.scaling_epochs and not dense
+            # The quality preset's scaling record is its argus-simplified run when that run trains the scaling epochs
+            # on the same data; with --scaling-epochs or --scaling-items it is a run of its own (model = the preset).
+            shared_run = (
+                "scaling" in only and q in presets and not self.args.scaling_epochs and not self.args.scaling_items
+            )
+            data = None
+            if sim_parts - {"scaling"} or not self.args.scaling_items:  # the quality runs' simulation is needed
+                data = simulated_data(self.work, self.args.events, self.args.seed)
+                self.baselines(SIM, data, q, oracle=True)
             if "quality" in only or shared_run:
+                assert data is not None
                 rec = self.train(SIM, data, "argus-simplified", q, "simplified", [])
                 if rec is not None and shared_run:
                     self.put({**rec, "model": q, "same_run_as": "argus-simplified"})
             if "quality" in only:
+                assert data is not None
                 self.train(SIM, data, "argus-full", q, "full", [])
             if "ablation" in only:
+                assert data is not None
                 ablation = [
                     "argus.nip_on=positives",
                     "argus.use_context=false",
@@ -565,31 +604,9 @@ class Bench:
                 ]
                 self.train(SIM, data, "sasrec-ablation", q, "simplified", ablation)
             if "scaling" in only:
-                # Sizes compared on equal terms: the quality preset's history length and batch (events per step)
-                # and its number of epochs; only the model (width, depth, heads, lr, hashed table) changes.
-                ds, data_s = SIM, data
-                if dense:  # its own simulation: same events and users, fewer items (more events per item)
-                    ds = scaling_dataset(self.args.events, dense)
-                    data_s = simulated_data(self.work, self.args.events, self.args.seed, dense)
-                    self.baselines(ds, data_s, q, oracle=True)
-                shape, epochs = self.scaling_terms(q, data_s)
-                grids = lr_grids(self.args.lr_grid)
-                for preset in sorted((p for p in presets if p != q or not shared_run), key=_preset_size):
-                    if preset not in grids:
-                        self.train(
-                            ds, data_s, preset, preset, "simplified", shape, epochs=epochs,
-                            budget_s=self.args.scaling_budget,
-                        )  # fmt: skip
-                        continue
-                    for lr in grids[preset]:
-                        self.train(
-                            ds, data_s, sweep_name(preset, lr), preset, "simplified", [*shape, f"optim.lr={lr:g}"],
-                            epochs=epochs, budget_s=self.args.scaling_budget,
-                        )  # fmt: skip
-                    best = select_lr(self.records, ds, preset, grids[preset])
-                    if best is not None:
-                        self.put(best)
+                self.scaling(q, presets, data, shared_run)
             if "reference" in only:
+                assert data is not None
                 self.references(SIM, data, q)
         if "movielens" in only:
             shared = Path(self.args.shared_data)
@@ -640,6 +657,18 @@ def lr_grids(items: Sequence[str]) -> dict[str, list[float]]:
     return out
 
 
+def _finite_or_inf(x: float | None) -> float:
+    """A diverged run's loss (stored as None) ranks after every finite one."""
+    return x if x is not None and math.isfinite(x) else math.inf
+
+
+def named(model: str, names: str) -> bool:
+    """Whether ``model`` is one of the comma-separated record ``names``; a preset's name also names its grid runs
+    (``argus-3m`` names ``argus-3m@lr=0.0003``), so --rerun and --skip reach them."""
+    wanted = {n for n in names.split(",") if n}
+    return model in wanted or model.split("@lr=")[0] in wanted
+
+
 def sweep_name(preset: str, lr: float) -> str:
     """Record name of one learning rate of a preset's scaling grid."""
     return f"{preset}@lr={lr:g}"
@@ -656,7 +685,7 @@ def select_lr(records: Sequence[dict], dataset: str, preset: str, lrs: Sequence[
     if any(r is None or not r.get("metrics") or "valid/NIP_loss" not in r["metrics"] for r in runs):
         return None
     done = [r for r in runs if r is not None]
-    best = min(done, key=lambda r: r["metrics"]["valid/NIP_loss"])
+    best = min(done, key=lambda r: _finite_or_inf(r["metrics"]["valid/NIP_loss"]))
     grid = {r["model"]: r["metrics"]["valid/NIP_loss"] for r in done}
     return {**best, "model": preset, "selected_from": grid, "selected_on": "valid/NIP_loss"}
 
@@ -751,7 +780,13 @@ def _conditions(group: list[dict]) -> list[str]:
     commits = sorted({r["commit"] for r in ran})
     dates = sorted({r.get("date", "?") for r in ran})
     devices = sorted({r.get("device", "?") for r in ran})
-    notes = sorted({r["note_run"] for r in ran if r.get("note_run")})
+    order = {id(r): i for i, r in enumerate(group)}
+    first: dict[str, tuple[str, int]] = {}  # each note at its earliest date, then where its first record stands
+    for r in ran:
+        if r.get("note_run"):
+            key = (r.get("date", "?"), order[id(r)])
+            first[r["note_run"]] = min(first.get(r["note_run"], key), key)
+    notes = sorted(first, key=first.__getitem__)
     trained = [r for r in ran if "epochs_run" in r and not r.get("selected_from") and not r.get("same_run_as")]
     reduced = [r for r in trained if r.get("ended") in ("cap", "max_steps", "time guard")]
     lines = [
@@ -811,7 +846,8 @@ def markdown(records: list[dict]) -> str:
         lines += _conditions(rows)
         lines += _data_line(rows)
         lines += [
-            "The same simulator and users as above with fewer items, so more events per item; the sizes' own "
+            "The same simulator, events and users as above with fewer items (and the artists and genres the "
+            "simulator derives from them), so more events per item; the sizes' own "
             "popularity and oracle baselines are on this data.",
             "",
         ]
@@ -1197,7 +1233,11 @@ def _lr_grid_table(records: list[dict], dataset: str = SIM) -> list[str]:
             row.append(f"**{cell}**" if x == c["lr"] else cell)
         lines.append(f"| {c['model']} | " + " | ".join(row) + " |")
     if any("†" in line for line in lines[6:]):
-        lines += ["", "† stopped before the grid's epochs (its run's time limit): a lower bound of that rate's result."]
+        lines += [
+            "",
+            "† stopped before the grid's epochs by its run's time limit: with all of them its loss would likely be "
+            "lower.",
+        ]
     return [*lines, ""]
 
 
@@ -1303,11 +1343,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--workdir", default="/tmp/argusrec-bench-argus", help="datasets and run directories")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--resume", action="store_true", help="keep the JSON's records and run only what is missing")
-    ap.add_argument("--rerun", default="", help="with --resume: models (record names) to run again, comma-separated")
+    ap.add_argument(
+        "--rerun",
+        default="",
+        help="with --resume: models (record names) to run again, comma-separated; a preset's name includes its "
+        "--lr-grid runs (PRESET@lr=...)",
+    )
     ap.add_argument("--render-only", action="store_true", help="rewrite the markdown and plot from the JSON")
     ap.add_argument("--note", default="", help="a sentence about the run's conditions, stored with the results")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip", default="", help="models (record names) to record as not run, comma-separated")
+    ap.add_argument(
+        "--skip",
+        default="",
+        help="models (record names) to record as not run, comma-separated; a preset's name includes its grid runs",
+    )
     ap.add_argument("--threads", type=int, default=None, help="train.num_threads on the CPU")
     ap.add_argument(
         "--set",
@@ -1333,6 +1382,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--oracle-events", type=int, default=100_000, help="test events scored by the NIP oracle")
     args = ap.parse_args(argv)
+    for preset in lr_grids(args.lr_grid):
+        if any(o.startswith("optim.lr=") for o in user_overrides(args.set, preset)):
+            raise SystemExit(f"--lr-grid {preset}=... and a --set of its optim.lr: the grid sets the learning rate")
 
     old = read_results(BENCH)
     if args.render_only:
@@ -1356,7 +1408,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         flush=True,
     )
     _install_guard()
-    kept = [r for r in old if r["model"] not in args.rerun.split(",")] if args.resume else []
+    kept = [r for r in old if not named(r["model"], args.rerun)] if args.resume else []
     bench = Bench(args, kept)
     bench.run()
     bench.save()

@@ -507,3 +507,98 @@ def test_a_denser_scaling_simulation_gets_its_own_dataset_section_and_plot() -> 
     assert "3,000,000 events, 20,000 users, 3,000 items; 2,550,000 training events (850 per item)" in text
     assert "| argus-tiny | — | — | 0.003 | 6.0000 |" in text
     assert "### Simulated data" not in text  # the quality runs' section only appears with their records
+
+
+def _bench(tmp_path, monkeypatch, records: list[dict], **args):
+    """A Bench whose training, baselines and data are stubs: what scaling() trains and keeps, without training."""
+    import argparse
+
+    import argus_pretrain as ap
+
+    ns = argparse.Namespace(
+        **{
+            "workdir": str(tmp_path), "device": "cpu", "deadline": float("inf"), "events": 1000, "seed": 0,
+            "scaling_items": None, "lr_grid": [], "scaling_epochs": 6, "scaling_budget": 100.0, "skip": "",
+            "set": [], "note": "", "threads": None, **args,
+        }
+    )  # fmt: skip
+    bench = ap.Bench(ns, records)
+    trained: list[tuple[str, str, list[str]]] = []
+    valid = {"0.001": 6.47, "0.0003": 6.42, "0.0001": 6.44}
+
+    def train(dataset, data, model, preset, variant, extra, **kw):
+        trained.append((dataset, model, list(extra)))
+        lr = model.split("@lr=")[1] if "@lr=" in model else "0.001"
+        rec = {"dataset": dataset, "model": model, "preset": preset, "lr": float(lr)}
+        rec["metrics"] = {"valid/NIP_loss": valid.get(lr), "test/NIP_loss": 6.0}
+        bench.put(rec)
+        return rec
+
+    monkeypatch.setattr(bench, "train", train)
+    monkeypatch.setattr(bench, "baselines", lambda *a, **k: None)
+    monkeypatch.setattr(bench, "save", lambda: None)
+    monkeypatch.setattr(bench, "scaling_terms", lambda q, data: (["data.max_len=256"], 6))
+    monkeypatch.setattr(ap, "simulated_data", lambda work, events, seed, items=None: tmp_path / f"sim-{items}")
+    return bench, trained
+
+
+def test_the_scaling_part_trains_each_grid_rate_on_its_own_data_and_keeps_the_valid_best(tmp_path, monkeypatch):
+    import argus_pretrain as ap
+
+    stale = {"dataset": ap.SIM, "model": "argus-3m", "same_run_as": "argus-simplified", "metrics": {"x": 1}}
+    bench, trained = _bench(tmp_path, monkeypatch, [stale], lr_grid=["argus-3m=1e-3,3e-4,1e-4"], scaling_items=300)
+    bench.scaling("argus-3m", ["argus-tiny", "argus-3m"], None, shared_run=False)
+    dense = ap.scaling_dataset(1000, 300)
+    assert [(d, m) for d, m, _ in trained] == [
+        (dense, "argus-tiny"),
+        (dense, "argus-3m@lr=0.001"),
+        (dense, "argus-3m@lr=0.0003"),
+        (dense, "argus-3m@lr=0.0001"),
+    ]
+    assert trained[2][2] == ["data.max_len=256", "optim.lr=0.0003"]
+    kept = {(r["dataset"], r["model"]): r for r in bench.records}
+    assert kept[(dense, "argus-3m")]["lr"] == 3e-4 and kept[(dense, "argus-3m")]["selected_from"]
+    assert (ap.SIM, "argus-3m") in kept  # the quality data's records are another dataset's: untouched
+
+    # on the quality runs' data, a shared 3-epoch record must not stand in for a --scaling-epochs run
+    bench, trained = _bench(tmp_path, monkeypatch, [stale])
+    bench.scaling("argus-3m", ["argus-3m"], tmp_path, shared_run=False)
+    assert [(d, m) for d, m, _ in trained] == [(ap.SIM, "argus-3m")]
+    assert not any(r.get("same_run_as") for r in bench.records)
+
+
+def test_an_incomplete_grid_leaves_the_size_not_run_and_a_diverged_rate_ranks_last(tmp_path, monkeypatch):
+    import argus_pretrain as ap
+
+    old = {"dataset": ap.SIM, "model": "argus-1m", "metrics": {"test/NIP_loss": 6.0}, "lr": 1e-3}
+    bench, _ = _bench(tmp_path, monkeypatch, [old], lr_grid=["argus-1m=1e-3,3e-2"])  # 3e-2: no valid loss (None)
+    bench.scaling("argus-3m", ["argus-1m"], tmp_path, shared_run=False)
+    (rec,) = [r for r in bench.records if r["model"] == "argus-1m"]
+    assert rec["lr"] == 1e-3 and set(rec["selected_from"]) == {"argus-1m@lr=0.001", "argus-1m@lr=0.03"}
+
+    def skip_one(dataset, data, model, *a, **k):
+        bench.not_run(dataset, model, "deadline")
+
+    bench, _ = _bench(tmp_path, monkeypatch, [old], lr_grid=["argus-1m=1e-3,3e-4"])
+    monkeypatch.setattr(bench, "train", skip_one)
+    bench.scaling("argus-3m", ["argus-1m"], tmp_path, shared_run=False)
+    (rec,) = [r for r in bench.records if r["model"] == "argus-1m"]
+    assert rec.get("not_run", "").startswith("a rate of its learning-rate grid did not run")
+
+
+def test_rerun_and_skip_names_reach_a_presets_grid_runs() -> None:
+    import argus_pretrain as ap
+
+    assert ap.named("argus-3m@lr=0.0003", "argus-3m")
+    assert ap.named("argus-3m", "argus-1m,argus-3m")
+    assert not ap.named("argus-30m@lr=0.0001", "argus-3m")
+    assert not ap.named("argus-3m", "")
+
+
+def test_a_grid_and_a_set_learning_rate_for_the_same_preset_are_refused() -> None:
+    import argus_pretrain as ap
+
+    with pytest.raises(SystemExit, match="the grid sets the learning rate"):
+        ap.main(["--lr-grid", "argus-3m=1e-3,3e-4", "--set", "argus-3m:optim.lr=3e-4", "--only", "scaling"])
+    with pytest.raises(SystemExit, match="the grid sets the learning rate"):
+        ap.main(["--lr-grid", "argus-3m=1e-3", "--set", "optim.lr=3e-4"])  # a --set for every run reaches it too
