@@ -128,7 +128,7 @@ class Bench:
         rec = record(BENCH, dataset, model, _clean(metrics), seconds, seed=self.args.seed, **extra)
         rec["conditions"] = self.conditions
         self.records = [r for r in self.records if (r["dataset"], r["model"]) != (dataset, model)] + [rec]
-        write_results(BENCH, self.records)
+        self.records = write_results(BENCH, self.records, key=lambda r: (r["dataset"], r["model"]))
         print(f"[{time.perf_counter() - self.start:6.0f}s] {dataset:<16} {model:<18} {json.dumps(rec['metrics'])}")
 
     def skipped(self, dataset: str, models: tuple[str, ...], why: str) -> None:
@@ -311,8 +311,9 @@ class Bench:
         from argusrec.recipes.data import simulate
 
         a = self.args
+        old = read_results(BENCH)  # without --resume a run starts over: its first write removes what was read
         if a.resume:
-            self.records = read_results(BENCH)
+            self.records = old
         sim = self.work / f"sim-{a.events}"
         if not (sim / "manifest.json").exists():
             simulate(SimulationConfig(n_events=a.events, seed=a.seed), sim, overwrite=True, progress=False)

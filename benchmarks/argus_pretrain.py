@@ -206,7 +206,7 @@ class Bench:
         self.save()
 
     def save(self) -> None:
-        write_results(BENCH, self.records)
+        self.records = write_results(BENCH, self.records, key=_record_key)
         render(self.records)
 
     def left(self) -> float:
@@ -655,6 +655,11 @@ def lr_grids(items: Sequence[str]) -> dict[str, list[float]]:
             raise SystemExit(f"--lr-grid {item!r}: expected PRESET=LR[,LR...] of positive rates (argus-3m=1e-3,3e-4)")
         out[preset] = values
     return out
+
+
+def _record_key(r: dict) -> tuple[str, str]:
+    """One record per (dataset, model): a new run of a model replaces its record."""
+    return r["dataset"], r["model"]
 
 
 def _finite_or_inf(x: float | None) -> float:

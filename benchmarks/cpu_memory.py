@@ -167,7 +167,7 @@ def main() -> None:
                 load=run.load,
             )
             records = [r for r in records if _key(r) != _key(rec)] + [rec]  # a rerun at the same commit replaces
-            write_results(BENCH, records)
+            records = write_results(BENCH, records, key=_key)
     write_section(BENCH, markdown(records))
 
 

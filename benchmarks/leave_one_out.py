@@ -313,7 +313,7 @@ class Runner:
         return has_current_record(self.records, dataset, model, seed, self.where)
 
     def save(self) -> None:
-        write_results(BENCH, self.records)
+        self.records[:] = write_results(BENCH, self.records)  # with what other processes wrote meanwhile
         write_section(BENCH, markdown(self.records))
 
     def epoch_cap(self, model: str, dataset: str, data: Path, max_len: int, targets: str) -> tuple[int, float]:
@@ -528,7 +528,8 @@ def main() -> None:
     args = ap.parse_args()
     stop_children_on_exit()
     globals()["SHARED"] = Path(args.shared)
-    records = read_results(BENCH) if args.render_only or args.resume else []
+    old = read_results(BENCH)  # without --resume a run starts over: its first write removes what was read
+    records = old if args.render_only or args.resume else []
     runner = Runner(args, records)
     if args.render_only:
         stamp_note(records, args.note)

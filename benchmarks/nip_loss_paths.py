@@ -25,19 +25,17 @@ Writes benchmarks/results/nip_loss_paths.json (records of the same hardware and 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS, ROOT, record, write_section
+from report import ROOT, read_results, record, write_results, write_section
 
 sys.path.insert(1, str(ROOT))
 
 BENCH = "nip_loss_paths"
-OUT = RESULTS / f"{BENCH}.json"
 PATHS = ("gather", "table", "shared")
 
 
@@ -76,6 +74,11 @@ def time_paths(m: int, r: int, d: int, v: int, repeats: int, seed: int) -> dict[
         for p in PATHS:
             times[p].append(step(p))
     return {p: statistics.median(t) for p, t in times.items()}
+
+
+def _key(r: dict) -> tuple:
+    """One record per hardware, shape and catalog size: a rerun replaces it."""
+    return r["hardware"], r["shape"], r["catalog"]
 
 
 def render(records: list[dict]) -> None:
@@ -120,7 +123,7 @@ def main() -> None:
     ap.add_argument("--note", default="", help="run conditions (how busy the machine was)")
     ap.add_argument("--render-only", action="store_true")
     args = ap.parse_args()
-    records = json.loads(OUT.read_text()) if OUT.exists() else []
+    records = read_results(BENCH)
     if not args.render_only:
         import torch
 
@@ -142,10 +145,8 @@ def main() -> None:
                 threads=args.threads,
                 note=args.note,
             )
-            key = (rec["hardware"], shape, v)
-            records = [r for r in records if (r["hardware"], r["shape"], r["catalog"]) != key] + [rec]
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(records, indent=1) + "\n")
+            records = [r for r in records if _key(r) != _key(rec)] + [rec]
+            records = write_results(BENCH, records, key=_key)
     render(records)
 
 

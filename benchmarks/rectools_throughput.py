@@ -192,7 +192,7 @@ def main() -> None:
             )
             # one table per commit (code changes show as separate tables); a rerun at the same commit replaces
             records = [r for r in records if _key(r) != _key(rec)] + [rec]
-            write_results(BENCH, records)
+            records = write_results(BENCH, records, key=_key)
     write_section(BENCH, markdown(records))
 
 

@@ -3,21 +3,29 @@
 Records follow ../shared/DESIGN.md: ``{"benchmark", "dataset", "model", "seed", "metrics", "seconds",
 "hardware", "commit"}``. Each benchmark owns one section of docs/benchmarks.md, delimited by
 ``<!-- name:start -->`` / ``<!-- name:end -->``, and rewrites only that section.
+
+Results files are shared by the processes of a benchmark that run at the same time (several trainings, or a run
+from a copy of the tree with ``ARGUSREC_RESULTS_DIR`` pointing at the checkout's ``benchmarks/results``):
+:func:`write_results` merges what this process added and removed since its :func:`read_results` into the file as
+it is now, under a lock, so no process writes back a copy that lacks another's records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import platform
 import subprocess
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("ARGUSREC_RESULTS_DIR") or ROOT / "benchmarks" / "results")
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
@@ -74,10 +82,32 @@ def record(
     }
 
 
-def read_results(benchmark: str) -> list[dict[str, Any]]:
-    """The records of benchmarks/results/<benchmark>.json ([] when there are none yet)."""
-    path = RESULTS / f"{benchmark}.json"
+_SEEN: dict[str, Counter[str]] = {}  # per benchmark: the records this process last read or wrote (canonical JSON)
+
+
+def _canon(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True)
+
+
+@contextlib.contextmanager
+def _locked(benchmark: str) -> Iterator[Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f".{benchmark}.json.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield RESULTS / f"{benchmark}.json"
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def read_results(benchmark: str) -> list[dict[str, Any]]:
+    """The records of benchmarks/results/<benchmark>.json ([] when there are none yet); remembered as this
+    process's view, against which :func:`write_results` works out what it changed."""
+    with _locked(benchmark) as path:
+        records = _load(path)
+    _SEEN[benchmark] = Counter(_canon(r) for r in records)
+    return records
 
 
 def stamp_note(records: list[dict[str, Any]], note: str) -> None:
@@ -87,11 +117,46 @@ def stamp_note(records: list[dict[str, Any]], note: str) -> None:
             r["note_run"] = note
 
 
-def write_results(benchmark: str, records: list[dict[str, Any]]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{benchmark}.json"
-    path.write_text(json.dumps(records, indent=2) + "\n")
-    return path
+def write_results(
+    benchmark: str, records: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any] | None = None
+) -> list[dict[str, Any]]:
+    """Write this process's ``records`` into the results file, merged with what other processes wrote meanwhile.
+
+    Relative to this process's view (its last read or write): records it no longer holds are removed from the
+    file, records it added are appended (an identical record is never stored twice), and every other record in the
+    file -- another process's -- is kept. ``key``: for benchmarks with one record per key, an added record also
+    replaces the file's records of its key. Returns the file's records as written (the new view).
+    """
+    seen = _SEEN.get(benchmark, Counter())
+    mine = Counter(_canon(r) for r in records)
+    removed, added = seen - mine, mine - seen
+    with _locked(benchmark) as path:
+        merged = []
+        for r in _load(path):
+            c = _canon(r)
+            if removed[c] > 0:
+                removed[c] -= 1
+            else:
+                merged.append(r)
+        new = []
+        for r in records:
+            c = _canon(r)
+            if added[c] > 0:
+                new.append(r)
+            added[c] -= 1
+        if key is not None:
+            replaced = {key(r) for r in new}
+            merged = [r for r in merged if key(r) not in replaced]
+        present = {_canon(r) for r in merged}
+        for r in new:
+            if _canon(r) not in present:
+                merged.append(r)
+                present.add(_canon(r))
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged, indent=2) + "\n")
+        os.replace(tmp, path)
+    _SEEN[benchmark] = Counter(_canon(r) for r in merged)
+    return merged
 
 
 def write_section(benchmark: str, markdown: str) -> None:

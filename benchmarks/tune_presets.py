@@ -252,7 +252,7 @@ class Sweep:
         )
 
     def save(self) -> None:
-        write_results(BENCH, self.records)
+        self.records[:] = write_results(BENCH, self.records)  # with what other processes wrote meanwhile
         write_section(BENCH, markdown(self.records))
 
     def run(self, dataset: str, model: str, label: str, overrides: list[str], seed: int, deadline: float) -> None:
@@ -534,7 +534,8 @@ def main() -> None:
     args = ap.parse_args()
     loo.SHARED = Path(args.shared)
     keep = args.render_only or args.print_best or args.resume
-    records = read_results(BENCH) if keep else []
+    old = read_results(BENCH)  # without --resume a run starts over: its first write removes what was read
+    records = old if keep else []
     if args.print_best:
         print_best(records)
         return

@@ -409,7 +409,12 @@ def test_a_runs_note_goes_on_the_records_of_that_invocation_only(
     older |= {"metrics": {"valid/NDCG@10": 0.1}, "ran_on": "cpu (1 cores)"}  # written earlier, without a note
     written: dict[str, list[dict]] = {}
     monkeypatch.setattr(module, "read_results", lambda b: [older] if b == bench else [])
-    monkeypatch.setattr(module, "write_results", lambda b, records: written.update(records=records))
+
+    def write(b: str, records: list[dict]) -> list[dict]:
+        written.update(records=records)
+        return records
+
+    monkeypatch.setattr(module, "write_results", write)
     monkeypatch.setattr(module, "write_section", lambda b, text: None)
     monkeypatch.setattr(module, "markdown", lambda records: "")  # the tables have their own tests
     monkeypatch.setattr(tp, "print_best", lambda records: None)

@@ -1,0 +1,75 @@
+"""Benchmark processes running at the same time share a results file without losing each other's records."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import report
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "_SEEN", {})
+    return tmp_path
+
+
+def _rec(model: str, value: float) -> dict:
+    return {"dataset": "d", "model": model, "metrics": {"x": value}}
+
+
+def test_two_processes_keep_each_others_records(results: Path) -> None:
+    """Each simulated process keeps its own view: report._SEEN is swapped in and out around its calls."""
+    (results / "b.json").write_text(json.dumps([_rec("old", 1.0)]))
+    a = report.read_results("b")
+    view_a = dict(report._SEEN)
+    b = report.read_results("b")
+    view_b = dict(report._SEEN)
+
+    report._SEEN = view_a
+    report.write_results("b", [*a, _rec("from-a", 2.0)])
+    view_a = dict(report._SEEN)
+    report._SEEN = view_b
+    merged = report.write_results("b", [*b, _rec("from-b", 3.0)])  # b never saw a's record
+    assert [r["model"] for r in merged] == ["old", "from-a", "from-b"]
+    assert json.loads((results / "b.json").read_text()) == merged
+
+
+def test_a_process_removes_only_what_it_had_read_and_dropped(results: Path) -> None:
+    (results / "b.json").write_text(json.dumps([_rec("placeholder", 0.0), _rec("kept", 1.0)]))
+    mine = report.read_results("b")
+    outside = [*json.loads((results / "b.json").read_text()), _rec("other-process", 5.0)]
+    (results / "b.json").write_text(json.dumps(outside))
+    merged = report.write_results("b", [mine[1], _rec("placeholder", 9.0)])  # the placeholder replaced by a result
+    assert [(r["model"], r["metrics"]["x"]) for r in merged] == [
+        ("kept", 1.0),
+        ("other-process", 5.0),
+        ("placeholder", 9.0),
+    ]
+
+
+def test_a_keyed_benchmark_keeps_one_record_per_key_and_never_duplicates(results: Path) -> None:
+    (results / "b.json").write_text(json.dumps([_rec("m", 1.0)]))
+    report._SEEN = {}  # a process that never read the file
+    key = lambda r: (r["dataset"], r["model"])  # noqa: E731
+    merged = report.write_results("b", [_rec("m", 2.0)], key=key)
+    assert merged == [_rec("m", 2.0)]
+    report._SEEN = {}
+    assert report.write_results("b", [_rec("m", 2.0)]) == [_rec("m", 2.0)]  # identical: not stored twice
+
+
+def test_the_results_folder_can_be_another_checkouts(tmp_path: Path) -> None:
+    import subprocess
+
+    code = "import sys; sys.path.insert(0, 'benchmarks'); import report; print(report.RESULTS)"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+        env={"ARGUSREC_RESULTS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == str(tmp_path)
