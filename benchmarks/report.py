@@ -102,11 +102,14 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 def read_results(benchmark: str) -> list[dict[str, Any]]:
-    """The records of benchmarks/results/<benchmark>.json ([] when there are none yet); remembered as this
-    process's view, against which :func:`write_results` works out what it changed."""
+    """The records of benchmarks/results/<benchmark>.json ([] when there are none yet).
+
+    The first read is this process's view, against which :func:`write_results` works out what the process changed;
+    later reads only look (a look must not make a record the process never held count as one it removed).
+    """
     with _locked(benchmark) as path:
         records = _load(path)
-    _SEEN[benchmark] = Counter(_canon(r) for r in records)
+    _SEEN.setdefault(benchmark, Counter(_canon(r) for r in records))
     return records
 
 

@@ -73,3 +73,12 @@ def test_the_results_folder_can_be_another_checkouts(tmp_path: Path) -> None:
         env={"ARGUSREC_RESULTS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == str(tmp_path)
+
+
+def test_a_later_read_only_looks_and_never_costs_another_process_its_record(results: Path) -> None:
+    (results / "b.json").write_text(json.dumps([_rec("old", 1.0)]))
+    mine = report.read_results("b")
+    (results / "b.json").write_text(json.dumps([_rec("old", 1.0), _rec("other-process", 5.0)]))
+    assert len(report.read_results("b")) == 2  # e.g. another benchmark peeking at this file
+    merged = report.write_results("b", [*mine, _rec("mine", 2.0)])
+    assert [r["model"] for r in merged] == ["old", "other-process", "mine"]
