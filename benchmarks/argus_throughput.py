@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import RESULTS, ROOT, hardware, record, today, write_section
+from report import RESULTS, ROOT, hardware, read_results, record, today, write_results, write_section
 
 sys.path.insert(1, str(ROOT))  # argusrec from this checkout when it is not installed
 
@@ -262,15 +262,26 @@ def config_key(r: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _default(path: Path) -> bool:
+    """The checkout's results file (shared by concurrent processes), not a file elsewhere given by --out."""
+    return path.resolve() == DEFAULT_OUT.resolve()
+
+
 def load_records(path: Path) -> list[dict[str, Any]]:
+    if _default(path):
+        return read_results(BENCH)
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def save(path: Path, records: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=2) + "\n")
-    if path.resolve() == DEFAULT_OUT.resolve():  # results elsewhere (trials, other machines) leave the docs alone
+def save(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write the records; returns them as stored (the default file: merged with other processes' records)."""
+    if _default(path):
+        records = write_results(BENCH, records, key=config_key)
         write_section(BENCH, render(records))
+        return records
+    path.parent.mkdir(parents=True, exist_ok=True)  # results elsewhere (trials, other machines): the docs stay
+    path.write_text(json.dumps(records, indent=2) + "\n")
+    return records
 
 
 def estimate_training_mb(spec: dict[str, Any]) -> tuple[int, float]:
@@ -379,7 +390,8 @@ def main(argv: list[str] | None = None) -> None:
     for v in variants:
         if v not in TOKENS_PER_EVENT:
             p.error(f"unknown variant {v!r}")
-    records = [] if args.fresh else load_records(args.out)
+    old = load_records(args.out)  # with --fresh a run starts over: its first write removes what was read
+    records = [] if args.fresh else old
     deadline = time.monotonic() + 60 * args.deadline
     start = time.monotonic()
 
@@ -454,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 rec["hardware"] = hw
                 records = [r for r in records if config_key(r) != config_key(rec)] + [rec]
-                save(args.out, records)
+                records = save(args.out, records)
                 m = rec["metrics"]
                 summary = (
                     f"{m['events_per_s']:.0f} events/s, {m['step_ms_median']:.0f} ms/step, "

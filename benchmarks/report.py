@@ -82,7 +82,7 @@ def record(
     }
 
 
-_SEEN: dict[str, Counter[str]] = {}  # per benchmark: the records this process last read or wrote (canonical JSON)
+_SEEN: dict[str, Counter[str]] = {}  # per results file: the records this process last read or wrote (canonical JSON)
 
 
 def _canon(record: dict[str, Any]) -> str:
@@ -109,7 +109,7 @@ def read_results(benchmark: str) -> list[dict[str, Any]]:
     """
     with _locked(benchmark) as path:
         records = _load(path)
-    _SEEN.setdefault(benchmark, Counter(_canon(r) for r in records))
+    _SEEN.setdefault(str(path), Counter(_canon(r) for r in records))
     return records
 
 
@@ -130,10 +130,10 @@ def write_results(
     file -- another process's -- is kept. ``key``: for benchmarks with one record per key, an added record also
     replaces the file's records of its key. Returns the file's records as written (the new view).
     """
-    seen = _SEEN.get(benchmark, Counter())
     mine = Counter(_canon(r) for r in records)
-    removed, added = seen - mine, mine - seen
     with _locked(benchmark) as path:
+        seen = _SEEN.get(str(path), Counter())
+        removed, added = seen - mine, mine - seen
         merged = []
         for r in _load(path):
             c = _canon(r)
@@ -148,6 +148,9 @@ def write_results(
                 new.append(r)
             added[c] -= 1
         if key is not None:
+            # a placeholder without metrics (not run, skipped) never replaces a result another process wrote
+            measured = {key(r) for r in merged if r.get("metrics")}
+            new = [r for r in new if r.get("metrics") or key(r) not in measured]
             replaced = {key(r) for r in new}
             merged = [r for r in merged if key(r) not in replaced]
         present = {_canon(r) for r in merged}
@@ -155,10 +158,10 @@ def write_results(
             if _canon(r) not in present:
                 merged.append(r)
                 present.add(_canon(r))
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(merged, indent=2) + "\n")
         os.replace(tmp, path)
-    _SEEN[benchmark] = Counter(_canon(r) for r in merged)
+        _SEEN[str(path)] = Counter(_canon(r) for r in merged)
     return merged
 
 

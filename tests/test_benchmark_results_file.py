@@ -82,3 +82,23 @@ def test_a_later_read_only_looks_and_never_costs_another_process_its_record(resu
     assert len(report.read_results("b")) == 2  # e.g. another benchmark peeking at this file
     merged = report.write_results("b", [*mine, _rec("mine", 2.0)])
     assert [r["model"] for r in merged] == ["old", "other-process", "mine"]
+
+
+def test_a_placeholder_never_replaces_a_result_another_process_wrote(results: Path) -> None:
+    key = lambda r: (r["dataset"], r["model"])  # noqa: E731
+    mine = report.read_results("b")  # empty
+    (results / "b.json").write_text(json.dumps([_rec("m", 2.0)]))  # another process finished "m" meanwhile
+    placeholder = {"dataset": "d", "model": "m", "metrics": {}, "not_run": "deadline"}
+    merged = report.write_results("b", [*mine, placeholder], key=key)
+    assert merged == [_rec("m", 2.0)]
+
+
+def test_a_view_belongs_to_one_results_folder(results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (results / "b.json").write_text(json.dumps([_rec("first-folder", 1.0)]))
+    report.read_results("b")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "b.json").write_text(json.dumps([_rec("old", 1.0)]))
+    monkeypatch.setattr(report, "RESULTS", other)
+    report.read_results("b")
+    assert report.write_results("b", [_rec("new", 2.0)]) == [_rec("new", 2.0)]  # a start-over in that folder
