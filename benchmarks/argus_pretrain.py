@@ -1186,17 +1186,27 @@ def _scaling_table(records: list[dict], dataset: str = SIM) -> list[str]:
 
 
 def _data_line(rows: Sequence[dict]) -> list[str]:
-    """The simulation the rows ran on (events, users, items, period sizes), from the records that store it."""
-    data = next((r.get("data") for r in rows if r.get("data")), None) or {}
-    split = next((r.get("split") for r in rows if r.get("split")), None) or {}
-    if not data:
+    """The simulation the rows ran on (events, users, items, period sizes), from the baseline record that stores it,
+    and any run whose split says it trained on other data (e.g. an earlier run with another --events)."""
+    base = next((r for r in rows if r.get("data")), None)
+    if base is None:
         return []
+    data, split = base["data"], base.get("split") or {}
     per_item = split.get("train_events", 0) / max(1, data.get("items", 0))
-    return [
-        f"Data: `argusrec data simulate` seed {rows[0]['seed']}, {data.get('events', 0):,} events, "
+    lines = [
+        f"Data: `argusrec data simulate` seed {base['seed']}, {data.get('events', 0):,} events, "
         f"{data.get('users', 0):,} users, {data.get('items', 0):,} items; {split.get('train_events', 0):,} "
         f"training events ({per_item:,.0f} per item), {split.get('test_targets', 0):,} test events."
     ]
+    same = ("events", "users", "train_events")
+    other = [
+        f"{r['model']} ({r['split'].get('events', 0):,} events)"
+        for r in rows
+        if r.get("split") and split and any(r["split"].get(k) != split.get(k) for k in same)
+    ]
+    if other:
+        lines.append(f"**Not on this data** (compare them with nothing above): {', '.join(other)}.")
+    return lines
 
 
 def _data_words(records: Sequence[dict], dataset: str) -> str:

@@ -602,3 +602,17 @@ def test_a_grid_and_a_set_learning_rate_for_the_same_preset_are_refused() -> Non
         ap.main(["--lr-grid", "argus-3m=1e-3,3e-4", "--set", "argus-3m:optim.lr=3e-4", "--only", "scaling"])
     with pytest.raises(SystemExit, match="the grid sets the learning rate"):
         ap.main(["--lr-grid", "argus-3m=1e-3", "--set", "optim.lr=3e-4"])  # a --set for every run reaches it too
+
+
+def test_a_run_on_other_simulated_data_is_named_under_the_data_line() -> None:
+    import argus_pretrain as ap
+
+    split = {"events": 3_000_000, "users": 20_000, "train_events": 2_550_000, "test_targets": 300_000}
+    base = {"model": "popularity", "seed": 0, "split": split}
+    base |= {"data": {"events": 3_000_000, "users": 20_000, "items": 30_000}}
+    same = {"model": "argus-3m", "seed": 0, "split": dict(split)}
+    small = {"model": "argus-tiny", "seed": 0, "split": split | {"events": 20_000, "train_events": 17_000}}
+    lines = ap._data_line([base, same, small])
+    assert lines[0].startswith("Data: `argusrec data simulate` seed 0, 3,000,000 events")
+    assert lines[1] == "**Not on this data** (compare them with nothing above): argus-tiny (20,000 events)."
+    assert len(ap._data_line([base, same])) == 1
