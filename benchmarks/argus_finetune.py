@@ -127,8 +127,7 @@ class Bench:
     def add(self, dataset: str, model: str, metrics: dict[str, Any], seconds: float, **extra: Any) -> None:
         rec = record(BENCH, dataset, model, _clean(metrics), seconds, seed=self.args.seed, **extra)
         rec["conditions"] = self.conditions
-        self.records = [r for r in self.records if (r["dataset"], r["model"]) != (dataset, model)] + [rec]
-        self.records = write_results(BENCH, self.records, key=lambda r: (r["dataset"], r["model"]))
+        self.records = write_results(BENCH, [*self.records, rec], key=lambda r: (r["dataset"], r["model"]))
         print(f"[{time.perf_counter() - self.start:6.0f}s] {dataset:<16} {model:<18} {json.dumps(rec['metrics'])}")
 
     def skipped(self, dataset: str, models: tuple[str, ...], why: str) -> None:

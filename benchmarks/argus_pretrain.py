@@ -201,7 +201,7 @@ class Bench:
         return any(r["dataset"] == dataset and r["model"] == model and not r.get("not_run") for r in self.records)
 
     def put(self, rec: dict) -> None:
-        self.records = [r for r in self.records if (r["dataset"], r["model"]) != (rec["dataset"], rec["model"])]
+        """Store ``rec`` as the record of its (dataset, model): the write replaces the earlier one (``_record_key``)."""
         self.records.append(rec)
         self.save()
 
@@ -785,12 +785,10 @@ def _conditions(group: list[dict]) -> list[str]:
     commits = sorted({r["commit"] for r in ran})
     dates = sorted({r.get("date", "?") for r in ran})
     devices = sorted({r.get("device", "?") for r in ran})
-    order = {id(r): i for i, r in enumerate(group)}
     first: dict[str, tuple[str, int]] = {}  # each note at its earliest date, then where its first record stands
-    for r in ran:
+    for i, r in enumerate(ran):
         if r.get("note_run"):
-            key = (r.get("date", "?"), order[id(r)])
-            first[r["note_run"]] = min(first.get(r["note_run"], key), key)
+            first[r["note_run"]] = min(first.get(r["note_run"], (r.get("date", "?"), i)), (r.get("date", "?"), i))
     notes = sorted(first, key=first.__getitem__)
     trained = [r for r in ran if "epochs_run" in r and not r.get("selected_from") and not r.get("same_run_as")]
     reduced = [r for r in trained if r.get("ended") in ("cap", "max_steps", "time guard")]
@@ -1104,28 +1102,30 @@ def _variants_table(by: dict) -> list[str]:
 
 
 def _lr(rec: dict) -> str:
-    """The run's peak learning rate: chosen from a grid, set by an override (``(set)``), or its preset's."""
+    """The run's peak learning rate as it stored it (records from before that show —): chosen from a grid, or set by
+    an override (``(set)``), else its preset's at the time."""
+    if rec.get("lr") is None:
+        return "—"
     if rec.get("selected_from"):
         n = len(rec["selected_from"])
         return f"{rec['lr']:g} ({'the only rate tried' if n == 1 else f'best of {n} on valid'})"
-    for o in reversed(rec.get("overrides") or []):
-        if o.startswith("optim.lr="):
-            return f"{float(o.split('=', 1)[1]):g} (set)"
-    if rec.get("lr") is not None:
-        return f"{rec['lr']:g}"
-    from argusrec.config import load_config
-    from argusrec.errors import ArgusrecError
+    return f"{rec['lr']:g}" + (" (set)" if any(o.startswith("optim.lr=") for o in rec.get("overrides") or []) else "")
 
-    try:
-        return f"{load_config(rec['preset']).optim.lr:g}"
-    except ArgusrecError:  # a preset that no longer exists
-        return "?"
+
+def _scaling_rows(records: Sequence[dict], dataset: str) -> list[dict]:
+    """The scaling records of ``dataset``, one per preset (named by it; the quality run that stands for one)."""
+    return [
+        r
+        for r in records
+        if r["dataset"] == dataset
+        and r.get("preset")
+        and (r["model"] == r["preset"] or r.get("same_run_as"))
+        and r["model"] not in ("argus-simplified", "argus-full")
+    ]
 
 
 def _scaling_table(records: list[dict], dataset: str = SIM) -> list[str]:
-    rows = [r for r in records if r["dataset"] == dataset and r["model"].startswith("argus-") and r.get("preset")]
-    rows = [r for r in rows if r["model"] == r.get("preset") or r.get("same_run_as")]
-    rows = [r for r in rows if r["model"] not in ("argus-simplified", "argus-full")]
+    rows = _scaling_rows(records, dataset)
     if not rows:
         return []
     rows.sort(key=lambda r: _preset_size(r["model"]))
@@ -1210,11 +1210,10 @@ def _data_line(rows: Sequence[dict]) -> list[str]:
 
 
 def _data_words(records: Sequence[dict], dataset: str) -> str:
-    rows = [r for r in records if r["dataset"] == dataset and r.get("data")]
-    if not rows:
+    base = next((r for r in records if r["dataset"] == dataset and r.get("data")), None)
+    if base is None:
         return "simulated data"
-    d = rows[0]["data"]
-    return f"simulated data, {d.get('events', 0):,} events, {d.get('items', 0):,} items"
+    return f"simulated data, {base['data'].get('events', 0):,} events, {base['data'].get('items', 0):,} items"
 
 
 def _lr_grid_table(records: list[dict], dataset: str = SIM) -> list[str]:
@@ -1273,9 +1272,9 @@ def _plot_label(rows: Sequence[dict]) -> str:
 
 
 def plot(records: list[dict], dataset: str = SIM) -> bool:
-    rows = [r for r in records if r["dataset"] == dataset and r["metrics"] and r.get("parameters")]
-    rows = [r for r in rows if (r["model"] == r.get("preset") or r.get("same_run_as")) and r["model"] != "argus-full"]
-    rows = [r for r in rows if r["model"] not in ("argus-simplified",) and (r["parameters"] or {}).get("transformer")]
+    rows = [
+        r for r in _scaling_rows(records, dataset) if r["metrics"] and (r.get("parameters") or {}).get("transformer")
+    ]
     if len(rows) < 2:
         return False
     try:

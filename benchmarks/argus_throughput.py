@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> None:
                     load_avg_1min=result.get("load_avg_1min"),
                 )
                 rec["hardware"] = hw
-                records = [r for r in records if config_key(r) != config_key(rec)] + [rec]
+                records = [r for r in records if config_key(r) != config_key(rec)] + [rec]  # also for --out elsewhere
                 records = save(args.out, records)
                 m = rec["metrics"]
                 summary = (

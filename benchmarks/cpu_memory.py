@@ -166,8 +166,7 @@ def main() -> None:
                 loadavg_1min=os.getloadavg()[0],
                 load=run.load,
             )
-            records = [r for r in records if _key(r) != _key(rec)] + [rec]  # a rerun at the same commit replaces
-            records = write_results(BENCH, records, key=_key)
+            records = write_results(BENCH, [*records, rec], key=_key)  # a rerun at the same commit replaces
     write_section(BENCH, markdown(records))
 
 

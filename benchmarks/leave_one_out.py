@@ -678,6 +678,7 @@ def _summary(records: list[dict]) -> list[str]:
         "named as this model's value / the other's):",
     ]
     for better, worse in PAPER_ORDER:
+        differences: dict[str, list[str]] = {}  # per dataset, loaded once for both device kinds
         for where in ("cpu", "gpu"):
             checks = []
             for d in DATASETS:
@@ -685,7 +686,9 @@ def _summary(records: list[dict]) -> list[str]:
                 if a is None or b is None:
                     continue
                 nums = f"{a[0]:.4f}{'†' if a[3] else ''} ({a[2]}) vs {b[0]:.4f}{'†' if b[3] else ''} ({b[2]})"
-                differ = recipe_differences(better, worse, d)
+                if d not in differences:
+                    differences[d] = recipe_differences(better, worse, d)
+                differ = differences[d]
                 recipe = f" [presets differ: {', '.join(differ)}]" if differ else " [same recipe]"
                 checks.append(f"{d}: {nums}, {_verdict(a, b)}{recipe}")
             if checks:

@@ -145,8 +145,7 @@ def main() -> None:
                 threads=args.threads,
                 note=args.note,
             )
-            records = [r for r in records if _key(r) != _key(rec)] + [rec]
-            records = write_results(BENCH, records, key=_key)
+            records = write_results(BENCH, [*records, rec], key=_key)
     render(records)
 
 

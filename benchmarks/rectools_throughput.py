@@ -191,8 +191,7 @@ def main() -> None:
                 **extra,
             )
             # one table per commit (code changes show as separate tables); a rerun at the same commit replaces
-            records = [r for r in records if _key(r) != _key(rec)] + [rec]
-            records = write_results(BENCH, records, key=_key)
+            records = write_results(BENCH, [*records, rec], key=_key)
     write_section(BENCH, markdown(records))
 
 

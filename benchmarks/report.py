@@ -128,40 +128,42 @@ def write_results(
     Relative to this process's view (its last read or write): records it no longer holds are removed from the
     file, records it added are appended (an identical record is never stored twice), and every other record in the
     file -- another process's -- is kept. ``key``: for benchmarks with one record per key, an added record also
-    replaces the file's records of its key. Returns the file's records as written (the new view).
+    replaces the file's records of its key, so a caller adds a result by appending it to its records. Returns the
+    file's records as written (the new view).
     """
-    mine = Counter(_canon(r) for r in records)
+    mine = [(_canon(r), r) for r in records]  # each record serialised once
+    counts = Counter(c for c, _ in mine)
     with _locked(benchmark) as path:
         seen = _SEEN.get(str(path), Counter())
-        removed, added = seen - mine, mine - seen
-        merged = []
+        removed, added = seen - counts, counts - seen
+        kept = []
         for r in _load(path):
             c = _canon(r)
             if removed[c] > 0:
                 removed[c] -= 1
             else:
-                merged.append(r)
+                kept.append((c, r))
         new = []
-        for r in records:
-            c = _canon(r)
+        for c, r in mine:
             if added[c] > 0:
-                new.append(r)
-            added[c] -= 1
+                added[c] -= 1
+                new.append((c, r))
         if key is not None:
             # a placeholder without metrics (not run, skipped) never replaces a result another process wrote
-            measured = {key(r) for r in merged if r.get("metrics")}
-            new = [r for r in new if r.get("metrics") or key(r) not in measured]
-            replaced = {key(r) for r in new}
-            merged = [r for r in merged if key(r) not in replaced]
-        present = {_canon(r) for r in merged}
-        for r in new:
-            if _canon(r) not in present:
-                merged.append(r)
-                present.add(_canon(r))
+            measured = {key(r) for _, r in kept if r.get("metrics")}
+            new = [(c, r) for c, r in new if r.get("metrics") or key(r) not in measured]
+            replaced = {key(r) for _, r in new}
+            kept = [(c, r) for c, r in kept if key(r) not in replaced]
+        present = {c for c, _ in kept}
+        for c, r in new:
+            if c not in present:
+                kept.append((c, r))
+                present.add(c)
+        merged = [r for _, r in kept]
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(merged, indent=2) + "\n")
         os.replace(tmp, path)
-        _SEEN[str(path)] = Counter(_canon(r) for r in merged)
+        _SEEN[str(path)] = Counter(c for c, _ in kept)
     return merged
 
 

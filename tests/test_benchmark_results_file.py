@@ -102,3 +102,11 @@ def test_a_view_belongs_to_one_results_folder(results: Path, tmp_path: Path, mon
     monkeypatch.setattr(report, "RESULTS", other)
     report.read_results("b")
     assert report.write_results("b", [_rec("new", 2.0)]) == [_rec("new", 2.0)]  # a start-over in that folder
+
+
+def test_a_keyed_caller_adds_a_result_by_appending_it(results: Path) -> None:
+    (results / "b.json").write_text(json.dumps([_rec("m", 1.0), _rec("n", 1.0)]))
+    mine = report.read_results("b")
+    merged = report.write_results("b", [*mine, _rec("m", 2.0)], key=lambda r: (r["dataset"], r["model"]))
+    assert merged == [_rec("n", 1.0), _rec("m", 2.0)]  # the rerun of m replaced its earlier record
+    assert json.loads((results / "b.json").read_text()) == merged

@@ -400,9 +400,9 @@ def test_recipe_differences_name_the_settings_two_presets_do_not_share(monkeypat
 def test_the_scaling_table_names_each_runs_learning_rate() -> None:
     import argus_pretrain as ap
 
-    def rec(model: str, nip: float, overrides: list[str]) -> dict:
+    def rec(model: str, nip: float, overrides: list[str], lr: float | None) -> dict:
         m = {"test/NIP_loss": nip, "test/FP_AUC/like": 0.7, "test/NDCG@10": 0.2, "events_per_s": 1000.0}
-        return {"dataset": ap.SIM, "model": model, "preset": model, "metrics": m, "overrides": overrides} | {
+        return {"dataset": ap.SIM, "model": model, "preset": model, "metrics": m, "overrides": overrides, "lr": lr} | {
             "epochs_run": 6,
             "epochs_cap": 6,
             "epochs_wanted": 6,
@@ -412,9 +412,14 @@ def test_the_scaling_table_names_each_runs_learning_rate() -> None:
 
     text = "\n".join(
         ap._scaling_table(
-            [rec("argus-3m", 6.4, ["train.epochs=6"]), rec("argus-30m", 6.3, ["optim.lr=3e-4", "train.epochs=6"])]
+            [
+                rec("argus-1m", 6.5, [], None),
+                rec("argus-3m", 6.4, ["train.epochs=6"], 1e-3),
+                rec("argus-30m", 6.3, ["optim.lr=3e-4", "train.epochs=6"], 3e-4),
+            ]
         )
     )
+    assert "| argus-1m | — | — | — | 6.5000 |" in text  # stored no lr: not guessed from today's preset
     assert "| argus-3m | — | — | 0.001 | 6.4000 |" in text  # the preset's own lr (no parameters stored: dashes)
     assert "| argus-30m | — | — | 0.0003 (set) | 6.3000 |" in text  # a --set override is marked
     assert "Test NIP loss improves with every size step" in text
@@ -536,7 +541,11 @@ def _bench(tmp_path, monkeypatch, records: list[dict], **args):
 
     monkeypatch.setattr(bench, "train", train)
     monkeypatch.setattr(bench, "baselines", lambda *a, **k: None)
-    monkeypatch.setattr(bench, "save", lambda: None)
+    import report
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")  # the real merge-on-write, into a scratch file
+    monkeypatch.setattr(report, "_SEEN", {})
+    monkeypatch.setattr(ap, "render", lambda records: None)
     monkeypatch.setattr(bench, "scaling_terms", lambda q, data: (["data.max_len=256"], 6))
     monkeypatch.setattr(ap, "simulated_data", lambda work, events, seed, items=None: tmp_path / f"sim-{items}")
     return bench, trained
