@@ -339,7 +339,8 @@ class Runner:
         else:  # the preset's epochs; the run is cut at its wall-clock limit and its best checkpoint evaluated
             cap, per_epoch = min(self.args.max_epochs, preset_cfg.train.epochs), float("nan")
             eval_every = 2  # a cut run must have validated recently for its best checkpoint to be current
-        print(f"[{dataset}] {model} seed {seed}: {preset}, epochs cap {cap} (~{per_epoch:.0f} s/epoch)", flush=True)
+        pace = f"~{per_epoch:.0f} s/epoch" if limit is None else f"stopped at {limit:.0f} s if still training"
+        print(f"[{dataset}] {model} seed {seed}: {preset}, epochs cap {cap} ({pace})", flush=True)
         common = dict(preset=preset, preset_digest=preset_digest(model, dataset), epochs_cap=cap)
         common |= dict(max_epochs=self.args.max_epochs, time_budget_s=self.args.time_budget)
         if self.args.adopt_tuned:
