@@ -594,7 +594,8 @@ def current_runs(records: list[dict], dataset: str, model: str, where: str, dige
 
 #: The orderings the HSTU and FuXi-alpha papers report (issue: "HSTU at or above SASRec and FuXi-alpha at or
 #: above HSTU under the same recipe"): (better, worse) pairs checked on the current presets.
-PAPER_ORDER = [("hstu", "sasrec"), ("fuxi", "hstu")]
+#: The orderings the HSTU and FuXi-alpha papers report (PEERS.md §5): better, worse.
+PAPER_ORDER = [("hstu", "sasrec"), ("fuxi", "hstu"), ("hstu-large", "hstu"), ("fuxi-large", "fuxi")]
 #: What "the same recipe" compares between two models' presets: sizes, loss, sampler, optimiser, batches.
 RECIPE_SECTIONS = ("loss", "optim", "train")
 RECIPE_KEYS = ("data.max_len", "model.dim", "model.layers", "model.heads", "model.dropout")

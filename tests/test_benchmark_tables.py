@@ -349,6 +349,7 @@ def test_the_summary_shows_only_the_current_preset_and_judges_the_papers_orderin
         run("hstu", 0, 0.0500, **gpu),
         run("fuxi", 0, 0.0215),
         run("llama", 0, 0.0600, **gpu),
+        run("hstu-large", 0, 0.0250),
     ]
     lines = loo._summary(records)
 
@@ -358,7 +359,8 @@ def test_the_summary_shows_only_the_current_preset_and_judges_the_papers_orderin
     assert cell("sasrec") == "0.0305 ± 0.0007 (0.0405; 2); 0.0400 (0.0500; 1, GPU)"  # seeds 0 and 1 (its re-run)
     assert cell("hstu") == "0.0210 ± 0.0014† (0.0310; 2); 0.0500 (0.0600; 1, GPU)"  # † a time-limited run
     assert cell("llama") == "0.0600 (0.0700; 1, GPU)"
-    assert cell("hstu-large") == "—" and cell("bsarec", 3) == "n/a"  # BSARec: Amazon only
+    assert cell("hstu-large") == "0.0250 (0.0350; 1)"
+    assert cell("fuxi-large") == "—" and cell("bsarec", 3) == "n/a"  # BSARec: Amazon only
     checks = [line for line in lines if line.startswith("- ")]
     # CPU and GPU means are judged apart; the CPU HSTU mean falls short but is a lower bound
     assert checks[0] == (
@@ -370,7 +372,9 @@ def test_the_summary_shows_only_the_current_preset_and_judges_the_papers_orderin
         "optim.lr 0.001/0.0005]."
     )
     assert checks[2] == "- fuxi ≥ hstu: sports: 0.0215 (1) vs 0.0210† (2), holds, within one seed std [same recipe]."
-    assert len(checks) == 3  # no GPU FuXi run: no GPU line for fuxi >= hstu
+    # the large variants against their base models (the papers' size step); no fuxi-large run: no line
+    assert checks[3] == "- hstu-large ≥ hstu: sports: 0.0250 (1) vs 0.0210† (2), holds [same recipe]."
+    assert len(checks) == 4  # no GPU FuXi run: no GPU line for fuxi >= hstu
 
 
 def test_an_ordering_verdict_weighs_the_gap_against_the_seeds_spread() -> None:
