@@ -88,8 +88,10 @@ def test_packed_and_padded_layouts_give_the_same_outputs_and_gradients(name: str
     assert torch.equal(out1[~valid], torch.zeros_like(out1[~valid]))
     torch.testing.assert_close(gx1, gx0, atol=1e-5, rtol=1e-5)
     assert g0.keys() == g1.keys() and len(g0) == len(list(model.parameters()))
-    for n in g0:
-        torch.testing.assert_close(g1[n], g0[n], atol=1e-5, rtol=1e-4, msg=n)
+    for n in g0:  # float32 sums over tokens in another order: rounding grows with the gradient's scale (up to ~100
+        # here; a CPU with other vector kernels moved some entries by 2e-5), a layout bug moves them by its order
+        scale = max(1.0, g0[n].abs().max().item())
+        torch.testing.assert_close(g1[n], g0[n], atol=1e-5 * scale, rtol=1e-4, msg=n)
 
 
 def test_packing_is_used_on_padded_cpu_batches() -> None:
