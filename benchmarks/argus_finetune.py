@@ -310,9 +310,7 @@ class Bench:
         from argusrec.recipes.data import simulate
 
         a = self.args
-        old = read_results(BENCH)  # without --resume a run starts over: its first write removes what was read
-        if a.resume:
-            self.records = old
+        self.records = read_results(BENCH, keep=a.resume)
         sim = self.work / f"sim-{a.events}"
         if not (sim / "manifest.json").exists():
             simulate(SimulationConfig(n_events=a.events, seed=a.seed), sim, overwrite=True, progress=False)

@@ -116,8 +116,7 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     cli = [sys.executable, "-m", "argusrec.cli"]
-    read_results(BENCH)  # a full run replaces every earlier record (write_results removes what was read)
-    records = []
+    records = read_results(BENCH, keep=False)  # a full run replaces every earlier record
 
     for size in [parse_size(s) for s in args.sizes.split(",")]:
         tag = f"simulated-{size // 10**6}M" if size >= 10**6 else f"simulated-{size}"

@@ -336,10 +336,11 @@ class Runner:
         if limit is None:
             cap, per_epoch = self.epoch_cap(model, dataset, data, max_len, preset_cfg.train.targets)
             eval_every = 1 if cap <= 20 else preset_cfg.train.eval_every
+            pace = f"~{per_epoch:.0f} s/epoch"
         else:  # the preset's epochs; the run is cut at its wall-clock limit and its best checkpoint evaluated
-            cap, per_epoch = min(self.args.max_epochs, preset_cfg.train.epochs), float("nan")
+            cap = min(self.args.max_epochs, preset_cfg.train.epochs)
             eval_every = 2  # a cut run must have validated recently for its best checkpoint to be current
-        pace = f"~{per_epoch:.0f} s/epoch" if limit is None else f"stopped at {limit:.0f} s if still training"
+            pace = f"stopped at {limit:.0f} s if still training"
         print(f"[{dataset}] {model} seed {seed}: {preset}, epochs cap {cap} ({pace})", flush=True)
         common = dict(preset=preset, preset_digest=preset_digest(model, dataset), epochs_cap=cap)
         common |= dict(max_epochs=self.args.max_epochs, time_budget_s=self.args.time_budget)
@@ -529,8 +530,7 @@ def main() -> None:
     args = ap.parse_args()
     stop_children_on_exit()
     globals()["SHARED"] = Path(args.shared)
-    old = read_results(BENCH)  # without --resume a run starts over: its first write removes what was read
-    records = old if args.render_only or args.resume else []
+    records = read_results(BENCH, keep=args.render_only or args.resume)
     runner = Runner(args, records)
     if args.render_only:
         stamp_note(records, args.note)
@@ -593,8 +593,8 @@ def current_runs(records: list[dict], dataset: str, model: str, where: str, dige
 
 
 #: The orderings the HSTU and FuXi-alpha papers report (issue: "HSTU at or above SASRec and FuXi-alpha at or
-#: above HSTU under the same recipe"): (better, worse) pairs checked on the current presets.
-#: The orderings the HSTU and FuXi-alpha papers report (PEERS.md §5): better, worse.
+#: above HSTU under the same recipe"; PEERS.md §5: each -large above its base model): (better, worse) pairs checked
+#: on the current presets.
 PAPER_ORDER = [("hstu", "sasrec"), ("fuxi", "hstu"), ("hstu-large", "hstu"), ("fuxi-large", "fuxi")]
 #: What "the same recipe" compares between two models' presets: sizes, loss, sampler, optimiser, batches.
 RECIPE_SECTIONS = ("loss", "optim", "train")

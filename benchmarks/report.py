@@ -101,16 +101,18 @@ def _load(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def read_results(benchmark: str) -> list[dict[str, Any]]:
+def read_results(benchmark: str, keep: bool = True) -> list[dict[str, Any]]:
     """The records of benchmarks/results/<benchmark>.json ([] when there are none yet).
 
     The first read is this process's view, against which :func:`write_results` works out what the process changed;
     later reads only look (a look must not make a record the process never held count as one it removed).
+    ``keep=False``: a run that starts over (no ``--resume``) gets [] yet still takes the file as its view, so its
+    first write removes the records it did not keep.
     """
     with _locked(benchmark) as path:
         records = _load(path)
     _SEEN.setdefault(str(path), Counter(_canon(r) for r in records))
-    return records
+    return records if keep else []
 
 
 def stamp_note(records: list[dict[str, Any]], note: str) -> None:

@@ -533,9 +533,7 @@ def main() -> None:
     ap.add_argument("--print-best", action="store_true", help="print the entries chosen on validation; run nothing")
     args = ap.parse_args()
     loo.SHARED = Path(args.shared)
-    keep = args.render_only or args.print_best or args.resume
-    old = read_results(BENCH)  # without --resume a run starts over: its first write removes what was read
-    records = old if keep else []
+    records = read_results(BENCH, keep=args.render_only or args.print_best or args.resume)
     if args.print_best:
         print_best(records)
         return

@@ -110,3 +110,11 @@ def test_a_keyed_caller_adds_a_result_by_appending_it(results: Path) -> None:
     merged = report.write_results("b", [*mine, _rec("m", 2.0)], key=lambda r: (r["dataset"], r["model"]))
     assert merged == [_rec("n", 1.0), _rec("m", 2.0)]  # the rerun of m replaced its earlier record
     assert json.loads((results / "b.json").read_text()) == merged
+
+
+def test_a_run_that_starts_over_replaces_what_the_file_held_then(results: Path) -> None:
+    (results / "b.json").write_text(json.dumps([_rec("earlier", 1.0)]))
+    assert report.read_results("b", keep=False) == []  # no --resume: nothing kept, yet the file is its view
+    (results / "b.json").write_text(json.dumps([_rec("earlier", 1.0), _rec("other-process", 2.0)]))
+    merged = report.write_results("b", [_rec("new", 3.0)])
+    assert merged == [_rec("other-process", 2.0), _rec("new", 3.0)]  # what it never saw stays

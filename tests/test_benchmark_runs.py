@@ -408,7 +408,7 @@ def test_a_runs_note_goes_on_the_records_of_that_invocation_only(
     older = {"dataset": "ml-100k", "model": "sasrec", "seed": 5, "label": "preset", "grid_overrides": []}
     older |= {"metrics": {"valid/NDCG@10": 0.1}, "ran_on": "cpu (1 cores)"}  # written earlier, without a note
     written: dict[str, list[dict]] = {}
-    monkeypatch.setattr(module, "read_results", lambda b: [older] if b == bench else [])
+    monkeypatch.setattr(module, "read_results", lambda b, keep=True: [older] if b == bench and keep else [])
 
     def write(b: str, records: list[dict]) -> list[dict]:
         written.update(records=records)
