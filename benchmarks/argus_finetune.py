@@ -134,7 +134,7 @@ class Bench:
         for m in models:
             self.add(dataset, m, {}, 0.0, note=f"not run: {why}")
 
-    def step(self, dataset: str, models: tuple[str, ...], fn: Callable[[], None]) -> None:
+    def step(self, dataset: str, models: tuple[str, ...], fn: Callable[[], object]) -> None:
         if self.late():
             self.skipped(dataset, models, f"--deadline {self.args.deadline:g} min reached")
             return

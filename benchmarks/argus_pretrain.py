@@ -238,7 +238,7 @@ class Bench:
         """Popularity (and, on simulated data, oracle) records of ``dataset``; kept in self.context for gap closure."""
         from argusrec.config import load_config
         from argusrec.data.negatives import item_frequencies
-        from argusrec.data.splits import EventRole
+        from argusrec.data.splits import EvalRole, EventRole
         from argusrec.data.store import SequenceStore
         from argusrec.eval.argus_eval import popularity_nip_loss
         from argusrec.eval.oracle import oracle_feedback_metrics, oracle_nip, popularity_feedback_metrics
@@ -272,7 +272,8 @@ class Bench:
             return
         t = time.perf_counter()
         orc: dict[str, Any] = {}
-        for role in ("valid", "test"):
+        roles: tuple[EvalRole, ...] = ("valid", "test")
+        for role in roles:
             orc.update(oracle_feedback_metrics(store, split, role))
         orc.update(oracle_nip(store, split, "test", max_events=self.args.oracle_events, seed=self.args.seed))
         ctx["oracle"] = orc
@@ -763,8 +764,7 @@ def _pct(x: Any) -> str:
 
 
 def _mean_auc(m: dict, signals: Sequence[str]) -> float:
-    vals = [m.get(f"test/FP_AUC/{s}") for s in signals]
-    vals = [v for v in vals if v is not None]
+    vals = [v for s in signals if (v := m.get(f"test/FP_AUC/{s}")) is not None]
     return float(np.mean(vals)) if vals else float("nan")
 
 
@@ -911,8 +911,7 @@ def _preset_note(rows: Sequence[dict | None]) -> str:
 
 
 def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
-    trained = [by.get((SIM, m)) for m in ("argus-simplified", "argus-full")]
-    trained = [r for r in trained if r and r["metrics"]]
+    trained = [r for m in ("argus-simplified", "argus-full") if (r := by.get((SIM, m))) and r["metrics"]]
     ref = by.get((SIM, USER_FIT))
     columns = [*trained, *([ref] if ref and ref["metrics"] else [])]
     signals = _signals(orc, pop, *columns)
@@ -1003,14 +1002,15 @@ def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
         for s in signals:
             key = f"test/FP_AUC/{s}"
             value, p, o = m.get(f"{prefix}{key}"), pm.get(key), om.get(key)
-            cells.append(_pct(None if None in (value, p, o) else gap_closed(value, p, o)))
+            cells.append(_pct(None if value is None or p is None or o is None else gap_closed(value, p, o)))
         lines.append(f"| {label} | {' | '.join(cells)} |")
     return [*lines, ""]
 
 
 def _nip_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
-    rows = [by.get((SIM, m)) for m in ("argus-simplified", "argus-full", "sasrec-ablation")]
-    rows = [r for r in rows if r and r["metrics"]]
+    rows = [
+        r for m in ("argus-simplified", "argus-full", "sasrec-ablation") if (r := by.get((SIM, m))) and r["metrics"]
+    ]
     if not (rows or orc):
         return []
     lines = [
@@ -1092,6 +1092,7 @@ def _variants_table(by: dict) -> list[str]:
             f"{_run_label(r)} |"
         )
     if len(rows) == 2:
+        simp, full = rows
         ratio = _num(simp["metrics"].get("events_per_s")) / max(_num(full["metrics"].get("events_per_s")), 1e-9)
         lines += [
             "",
@@ -1260,13 +1261,18 @@ def _dates(rows: Sequence[dict]) -> str:
     return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
 
 
+def _distinct(rows: Sequence[dict], key: str) -> list:
+    """The rows' distinct values of ``key``, sorted (rows without it left out)."""
+    return sorted({r[key] for r in rows if r.get(key) is not None})
+
+
 def _plot_label(rows: Sequence[dict]) -> str:
     """How the plotted runs were trained: reduced, equal epochs below the presets', or the presets' own training."""
     if any(r.get("ended") in ("cap", "max_steps", "time guard") for r in rows):
         return "REDUCED run: epoch/step caps, see docs/benchmarks.md"
     if any(r.get("ended") == "equal epochs" for r in rows):
-        epochs = "/".join(str(e) for e in sorted({r.get("epochs_run") for r in rows}))
-        presets = "/".join(str(e) for e in sorted({r.get("preset_epochs") for r in rows}))
+        epochs = "/".join(str(e) for e in _distinct(rows, "epochs_run"))
+        presets = "/".join(str(e) for e in _distinct(rows, "preset_epochs"))
         return f"{epochs} epochs each, presets {presets}"
     return "presets' full training"
 

@@ -145,7 +145,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         in_batch_negatives=config.loss.in_batch_negatives,
         item_freq=torch.ones(spec["n_items"] + 1, dtype=torch.float64, device=device),  # logQ's in-batch part
         logq=config.loss.logq,
-        similarity=config.loss.similarity,
+        similarity=config.similarity,
         check_labels=False,  # the labels are made valid here; the check would sync the device every step
         seed=spec["seed"],
     )
