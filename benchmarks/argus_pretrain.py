@@ -238,7 +238,7 @@ class Bench:
         """Popularity (and, on simulated data, oracle) records of ``dataset``; kept in self.context for gap closure."""
         from argusrec.config import load_config
         from argusrec.data.negatives import item_frequencies
-        from argusrec.data.splits import EvalRole, EventRole
+        from argusrec.data.splits import EVAL_ROLES, EventRole
         from argusrec.data.store import SequenceStore
         from argusrec.eval.argus_eval import popularity_nip_loss
         from argusrec.eval.oracle import oracle_feedback_metrics, oracle_nip, popularity_feedback_metrics
@@ -254,7 +254,7 @@ class Bench:
         feedback = {s: store.schema.feedback_kind(s).value for s in store.schema.feedback}
         ranges, _ = feedback_ranges(store, split, feedback, feedback)  # the map the ARGUS runs use (e.g. stars)
         pop: dict[str, Any] = {}
-        for role in ("valid", "test"):
+        for role in EVAL_ROLES:
             pop.update(popularity_nip_loss(store, split, role, train_freq))
             pop.update(popularity_feedback_metrics(store, split, role, feedback_ranges=ranges))
         ctx["popularity"] = pop
@@ -272,8 +272,7 @@ class Bench:
             return
         t = time.perf_counter()
         orc: dict[str, Any] = {}
-        roles: tuple[EvalRole, ...] = ("valid", "test")
-        for role in roles:
+        for role in EVAL_ROLES:
             orc.update(oracle_feedback_metrics(store, split, role))
         orc.update(oracle_nip(store, split, "test", max_events=self.args.oracle_events, seed=self.args.seed))
         ctx["oracle"] = orc
@@ -910,8 +909,13 @@ def _preset_note(rows: Sequence[dict | None]) -> str:
     return note
 
 
+def _measured(by: dict, *models: str) -> list[dict]:
+    """The simulated-data records of ``models`` that hold metrics, in the order given."""
+    return [r for m in models if (r := by.get((SIM, m))) and r["metrics"]]
+
+
 def _fp_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
-    trained = [r for m in ("argus-simplified", "argus-full") if (r := by.get((SIM, m))) and r["metrics"]]
+    trained = _measured(by, "argus-simplified", "argus-full")
     ref = by.get((SIM, USER_FIT))
     columns = [*trained, *([ref] if ref and ref["metrics"] else [])]
     signals = _signals(orc, pop, *columns)
@@ -981,10 +985,8 @@ def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
     ref = by.get((SIM, USER_FIT))
     if ref and ref["metrics"]:
         rows.append((f"{USER_FIT}: the taste fitted from the user's history, items known", ref["metrics"], ""))
-    for model in ("argus-simplified", "argus-full"):
-        r = by.get((SIM, model))
-        if r and r["metrics"]:
-            rows.append((f"{model} ({_run_label(r)})", r["metrics"], ""))
+    for r in _measured(by, "argus-simplified", "argus-full"):
+        rows.append((f"{r['model']} ({_run_label(r)})", r["metrics"], ""))
     signals = _signals(orc, pop)
     lines = [
         "#### What knowing the user's taste is worth (test FP AUC, share of the popularity-to-oracle gap closed)",
@@ -1008,9 +1010,7 @@ def _taste_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
 
 
 def _nip_table(by: dict, pop: dict | None, orc: dict | None) -> list[str]:
-    rows = [
-        r for m in ("argus-simplified", "argus-full", "sasrec-ablation") if (r := by.get((SIM, m))) and r["metrics"]
-    ]
+    rows = _measured(by, "argus-simplified", "argus-full", "sasrec-ablation")
     if not (rows or orc):
         return []
     lines = [
@@ -1073,8 +1073,7 @@ def _ablation_table(by: dict) -> list[str]:
 
 
 def _variants_table(by: dict) -> list[str]:
-    simp, full = by.get((SIM, "argus-simplified")), by.get((SIM, "argus-full"))
-    rows = [r for r in (simp, full) if r and r["metrics"]]
+    rows = _measured(by, "argus-simplified", "argus-full")
     if not rows:
         return []
     signals = _signals(*rows)

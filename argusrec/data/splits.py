@@ -36,6 +36,7 @@ from argusrec.data.store import SequenceStore
 from argusrec.errors import DataError
 
 EvalRole = Literal["valid", "test"]
+EVAL_ROLES: tuple[EvalRole, ...] = ("valid", "test")  # the periods a model is scored on, in order
 DEFAULT_CHUNK = 1 << 22  # events per pass over a memmap: 32 MB of int64 temporaries
 
 

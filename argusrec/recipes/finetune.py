@@ -43,7 +43,7 @@ from argusrec import __version__
 from argusrec.config import RunConfig, load_config
 from argusrec.data.batching import concat_aranges
 from argusrec.data.negatives import item_frequencies
-from argusrec.data.splits import EventRole, Split
+from argusrec.data.splits import EVAL_ROLES, EventRole, Split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.finetune.one_pass import (
@@ -383,7 +383,7 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     model.eval()
     metrics: dict[str, Any] = {}
     scores: dict[str, dict[str, np.ndarray]] = {}
-    for role in ("valid", "test"):
+    for role in EVAL_ROLES:
         m, scores[role] = evaluate_role(model, role)
         metrics.update(m)
     events = float(chunks["train"].history.length.sum())
@@ -408,7 +408,7 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     pair_stats = {
         role: {**pairs[role].stats, **{f"examples/{k}": v for k, v in chunks[role].stats.items()}} for role in pairs
     }
-    for role in ("valid", "test"):
+    for role in EVAL_ROLES:
         pair_stats[role]["pairs_no_state"] = int(chunks[role].stats["pairs"]) - int(metrics[f"{role}/pairs"])
     summary = {
         "metrics": metrics,
@@ -425,9 +425,9 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     if distributed.is_main():
         out = run_dir / "scores"
         out.mkdir(exist_ok=True)
-        for role, arrays in scores.items():
+        for period, arrays in scores.items():
             saved = {k: (v.astype(np.float16) if k.endswith("_vec") else v) for k, v in arrays.items()}
-            np.savez(out / f"{role}.npz", **saved)  # type: ignore[arg-type]
+            np.savez(out / f"{period}.npz", **saved)  # type: ignore[arg-type]
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         (run_dir / "model_card.md").write_text(finetune_model_card(config, store, split, model, summary, device))
     return summary

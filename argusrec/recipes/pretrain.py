@@ -38,7 +38,7 @@ from argusrec import __version__
 from argusrec.config import RunConfig
 from argusrec.data.batching import ChunkBatches, chunk_ranges
 from argusrec.data.negatives import item_frequencies
-from argusrec.data.splits import EventRole, Split
+from argusrec.data.splits import EVAL_ROLES, EventRole, Split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.argus_eval import FULL_CATALOG_MAX, evaluate_argus, popularity_nip_loss
@@ -300,11 +300,11 @@ def pretrain(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     metrics = distributed.run_eval(  # under torchrun: on every rank (FSDP gathers weights), rank 0's result
         model,
         lambda m: evaluate_argus_roles(
-            cast(Argus, m), store, split, config, list(fp_kinds), ("valid", "test"), device, feedback_ranges=ranges
+            cast(Argus, m), store, split, config, list(fp_kinds), EVAL_ROLES, device, feedback_ranges=ranges
         ),
     )
     baseline: dict[str, float] = {}
-    for role in ("valid", "test"):
+    for role in EVAL_ROLES:
         baseline.update(popularity_nip_loss(store, split, role, train_freq))
     metrics["events_per_s"] = result.targets_per_s
     summary = {

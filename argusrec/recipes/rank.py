@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from argusrec.config import RunConfig, load_config
+from argusrec.data.splits import EVAL_ROLES
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.finetune.oracle_pairs import pair_metrics
@@ -52,7 +53,7 @@ def _load_run(run: Path) -> RunConfig:
     config = load_config(run / "config.yaml")
     if config.task != "finetune" or config.finetune is None:
         raise ArgusrecError(f"{run} is a {config.task} run; `argusrec rank` needs a fine-tuning run (task: finetune)")
-    for role in ("valid", "test"):
+    for role in EVAL_ROLES:
         if not (run / "scores" / f"{role}.npz").is_file():
             raise ArgusrecError(f"{run}: no scores/{role}.npz; the fine-tuning run did not finish (run it again)")
     return config
@@ -123,9 +124,9 @@ def rank(
     from argusrec.recipes.finetune import period_pairs
 
     data: dict[str, dict[str, Any]] = {}
-    for role in ("valid", "test"):
+    for role in EVAL_ROLES:
         pairs = period_pairs(store, split, config, role)
-        lo, _ = split.target_range(role)  # type: ignore[arg-type]
+        lo, _ = split.target_range(role)
         group_time, group_first = pairs.group_time[pairs.group], pairs.group_first[pairs.group]
         table = baseline_features(ev, pairs.rows, group_time, group_first, lo, ft.lag)
         argus_x, argus_names, has = _argus_columns(run, role, pairs.rows, vectors)

@@ -25,7 +25,7 @@ from argusrec.config import RunConfig
 from argusrec.data.batching import ChunkBatches, Chunks, chunk_ranges, concat_aranges, history_windows
 from argusrec.data.negatives import item_frequencies
 from argusrec.data.schema import ITEM_ID, TIMESTAMP
-from argusrec.data.splits import Split, leave_one_out, temporal_cutoffs, temporal_split
+from argusrec.data.splits import EVAL_ROLES, Split, leave_one_out, temporal_cutoffs, temporal_split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.protocols import evaluate_next_item, evaluate_popularity
@@ -103,7 +103,7 @@ def train(config: RunConfig, *, run_dir: str | Path | None = None, progress: boo
 
     result = fit_and_restore_best(model, task, batches, config, run_dir, evaluate, device, progress=progress)
     metrics = distributed.run_eval(  # under torchrun: on every rank (FSDP gathers weights), rank 0's result
-        model, lambda m: evaluate_roles(cast(SequentialRecommender, m), store, split, config, ("valid", "test"), device)
+        model, lambda m: evaluate_roles(cast(SequentialRecommender, m), store, split, config, EVAL_ROLES, device)
     )
     baseline = evaluate_popularity(store, split, "test", ks=config.eval.ks, filter_history=config.eval.filter_history)
     seconds = time.perf_counter() - start
