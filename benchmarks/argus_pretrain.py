@@ -547,7 +547,7 @@ class Bench:
                 r for r in self.records if not (r["dataset"] == ds and r["model"] == q and r.get("same_run_as"))
             ]
         shape, epochs = self.scaling_terms(q, data_s)
-        grids = lr_grids(self.args.lr_grid)
+        grids: dict[str, list[float]] = self.args.lr_grid  # parsed once, in main
         for preset in sorted((p for p in presets if p != q or not shared_run), key=_preset_size):
             if preset not in grids:
                 self.train(
@@ -1401,7 +1401,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--oracle-events", type=int, default=100_000, help="test events scored by the NIP oracle")
     args = ap.parse_args(argv)
-    for preset in lr_grids(args.lr_grid):
+    args.lr_grid = lr_grids(args.lr_grid)
+    for preset in args.lr_grid:
         if any(o.startswith("optim.lr=") for o in user_overrides(args.set, preset)):
             raise SystemExit(f"--lr-grid {preset}=... and a --set of its optim.lr: the grid sets the learning rate")
 

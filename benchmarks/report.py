@@ -29,13 +29,27 @@ RESULTS = Path(os.environ.get("ARGUSREC_RESULTS_DIR") or ROOT / "benchmarks" / "
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
+def cpu_label(cpuinfo: str) -> str:
+    """The first CPU's model name from /proc/cpuinfo text, with its family/model/stepping numbers when the name
+    carries no model number (a virtual machine's "AMD EPYC" names several generations, whose speeds differ ~2x)."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block only
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "")
+    if not name or any(ch.isdigit() for ch in name):
+        return name
+    numbered = (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"))
+    ids = [f"{label} {fields[key]}" for key, label in numbered if key in fields]
+    return f"{name} ({', '.join(ids)})" if ids else name
+
+
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = cpu_label(Path("/proc/cpuinfo").read_text()) or cpu
     except OSError:
         pass
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

@@ -118,3 +118,19 @@ def test_a_run_that_starts_over_replaces_what_the_file_held_then(results: Path) 
     (results / "b.json").write_text(json.dumps([_rec("earlier", 1.0), _rec("other-process", 2.0)]))
     merged = report.write_results("b", [_rec("new", 3.0)])
     assert merged == [_rec("other-process", 2.0), _rec("new", 3.0)]  # what it never saw stays
+
+
+_GENERIC = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\n"
+
+
+def test_cpu_label_numbers_a_generic_name() -> None:
+    """Two generations of a virtual "AMD EPYC" differ ~2x in speed: the label carries family/model/stepping."""
+    assert report.cpu_label(_GENERIC) == "AMD EPYC (family 25, model 17, stepping 1)"
+    other = _GENERIC.replace("model\t\t: 17", "model\t\t: 1")
+    assert report.cpu_label(other) != report.cpu_label(_GENERIC)
+
+
+def test_cpu_label_keeps_a_numbered_name() -> None:
+    info = "cpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+    assert report.cpu_label(info) == "Intel(R) Xeon(R) Platinum 8480+"
+    assert report.cpu_label("") == ""

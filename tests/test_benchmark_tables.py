@@ -527,10 +527,10 @@ def _bench(tmp_path, monkeypatch, records: list[dict], **args):
     ns = argparse.Namespace(
         **{
             "workdir": str(tmp_path), "device": "cpu", "deadline": float("inf"), "events": 1000, "seed": 0,
-            "scaling_items": None, "lr_grid": [], "scaling_epochs": 6, "scaling_budget": 100.0, "skip": "",
-            "set": [], "note": "", "threads": None, **args,
+            "scaling_items": None, "scaling_epochs": 6, "scaling_budget": 100.0, "skip": "",
+            "set": [], "note": "", "threads": None, **args, "lr_grid": ap.lr_grids(args.get("lr_grid", [])),
         }
-    )  # fmt: skip
+    )  # fmt: skip  # main() parses --lr-grid once into {preset: [lr, ...]}
     bench = ap.Bench(ns, records)
     trained: list[tuple[str, str, list[str]]] = []
     valid = {"0.001": 6.47, "0.0003": 6.42, "0.0001": 6.44}

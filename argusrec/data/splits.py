@@ -37,6 +37,8 @@ from argusrec.errors import DataError
 
 EvalRole = Literal["valid", "test"]
 EVAL_ROLES: tuple[EvalRole, ...] = ("valid", "test")  # the periods a model is scored on, in order
+Period = Literal["train", "valid", "test"]
+PERIODS: tuple[Period, ...] = ("train", *EVAL_ROLES)  # training, then the scored periods
 DEFAULT_CHUNK = 1 << 22  # events per pass over a memmap: 32 MB of int64 temporaries
 
 

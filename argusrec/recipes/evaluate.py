@@ -7,7 +7,7 @@ from pathlib import Path
 
 from argusrec import __version__
 from argusrec.config import load_config
-from argusrec.data.splits import EVAL_ROLES
+from argusrec.data.splits import EVAL_ROLES, EvalRole
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.models.builders import build_model
@@ -17,7 +17,7 @@ from argusrec.training.checkpoint import load_weights
 from argusrec.training.device import resolve_device
 
 
-def evaluate_run(run_dir: str | Path, *, roles: tuple[str, ...] = EVAL_ROLES, device: str = "auto") -> dict:
+def evaluate_run(run_dir: str | Path, *, roles: tuple[EvalRole, ...] = EVAL_ROLES, device: str = "auto") -> dict:
     """Metrics of the run's best checkpoint (``last.pt`` when no validation ever ran) on ``roles``."""
     run_dir = Path(run_dir)
     info = run_dir / "run.json"

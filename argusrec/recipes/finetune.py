@@ -43,7 +43,7 @@ from argusrec import __version__
 from argusrec.config import RunConfig, load_config
 from argusrec.data.batching import concat_aranges
 from argusrec.data.negatives import item_frequencies
-from argusrec.data.splits import EVAL_ROLES, EventRole, Split
+from argusrec.data.splits import EVAL_ROLES, PERIODS, EventRole, Period, Split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.finetune.one_pass import (
@@ -213,11 +213,11 @@ def check_finetune_config(config: RunConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- pairs
-def period_pairs(store: SequenceStore, split: Split, config: RunConfig, role: str) -> Pairs:
+def period_pairs(store: SequenceStore, split: Split, config: RunConfig, role: Period) -> Pairs:
     """The pairs of one period (``train``, ``valid`` or ``test``); the earlier history stays context."""
     ft = config.finetune
     assert ft is not None
-    lo, hi = split.train_ranges() if role == "train" else split.target_range(role)  # type: ignore[arg-type]
+    lo, hi = split.train_ranges() if role == "train" else split.target_range(role)
     try:
         return build_pairs(store, ft.pairs, lo, hi)
     except ArgusrecError as e:
@@ -321,7 +321,7 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     group_by = resolve_group_by(store, ft.pairs)
 
     # pairs of every period, before any model is built: data without pairs fails fast
-    pairs = {role: period_pairs(store, split, config, role) for role in ("train", "valid", "test")}
+    pairs = {role: period_pairs(store, split, config, role) for role in PERIODS}
     chunks = {
         role: finetune_chunks(
             p, store.offsets, max_len=config.data.max_len, min_len=ft.min_len, max_impressions=ft.max_impressions
@@ -366,7 +366,7 @@ def finetune(config: RunConfig, *, run_dir: str | Path | None = None, progress: 
     run_config = config.model_copy(update={"train": train_cfg})
     eval_batch = max(1, config.eval.batch_size // 4)
 
-    def evaluate_role(m: torch.nn.Module, role: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def evaluate_role(m: torch.nn.Module, role: Period) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         out = score_impressions(
             cast(TwoTower, m), store, chunks[role], task, batch_size=eval_batch, device=device,
             vectors=ft.export_vectors and role != "train",

@@ -38,7 +38,7 @@ from argusrec import __version__
 from argusrec.config import RunConfig
 from argusrec.data.batching import ChunkBatches, chunk_ranges
 from argusrec.data.negatives import item_frequencies
-from argusrec.data.splits import EVAL_ROLES, EventRole, Split
+from argusrec.data.splits import EVAL_ROLES, EvalRole, EventRole, Split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.argus_eval import FULL_CATALOG_MAX, evaluate_argus, popularity_nip_loss
@@ -344,7 +344,7 @@ def evaluate_argus_roles(
     split: Split,
     config: RunConfig,
     fp_signals: list[str],
-    roles: tuple[str, ...],
+    roles: tuple[EvalRole, ...],
     device: torch.device,
     *,
     feedback_ranges: dict[str, FeedbackRange] | None = None,
@@ -358,7 +358,7 @@ def evaluate_argus_roles(
                 model,
                 store,
                 split,
-                role,  # type: ignore[arg-type]
+                role,
                 max_len=config.data.max_len,
                 batch_size=config.eval.batch_size,
                 device=device,

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from argusrec.config import RunConfig, load_config
 from argusrec.errors import ArgusrecError
+
+if TYPE_CHECKING:
+    from argusrec.data.splits import EvalRole
 
 PRESET = "argus-tiny"
 EVENTS = 200_000
@@ -42,7 +46,7 @@ def fresh_run_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def reference_columns(config: RunConfig, popularity_nip: dict, role: str = "test") -> dict[str, dict[str, float]]:
+def reference_columns(config: RunConfig, popularity_nip: dict, role: EvalRole = "test") -> dict[str, dict[str, float]]:
     """The quickstart table's reference columns on the ``role`` period: ``popularity`` (training item frequencies for
     NIP, per-item training means for FP) and ``oracle`` (the simulator's true probabilities; NIP on a seeded subset
     of at most ``ORACLE_EVENTS`` events). ``popularity_nip`` is the pre-training summary's ``popularity_baseline``."""
@@ -52,10 +56,10 @@ def reference_columns(config: RunConfig, popularity_nip: dict, role: str = "test
 
     store = SequenceStore.open(config.data.path)
     split = make_split(store, config)
-    popularity = {**popularity_nip, **popularity_feedback_metrics(store, split, role)}  # type: ignore[arg-type]
+    popularity = {**popularity_nip, **popularity_feedback_metrics(store, split, role)}
     oracle = {
-        **oracle_feedback_metrics(store, split, role),  # type: ignore[arg-type]
-        **oracle_nip(store, split, role, max_events=ORACLE_EVENTS),  # type: ignore[arg-type]
+        **oracle_feedback_metrics(store, split, role),
+        **oracle_nip(store, split, role, max_events=ORACLE_EVENTS),
     }
     return {"popularity": popularity, "oracle": oracle}
 

@@ -25,7 +25,7 @@ from argusrec.config import RunConfig
 from argusrec.data.batching import ChunkBatches, Chunks, chunk_ranges, concat_aranges, history_windows
 from argusrec.data.negatives import item_frequencies
 from argusrec.data.schema import ITEM_ID, TIMESTAMP
-from argusrec.data.splits import EVAL_ROLES, Split, leave_one_out, temporal_cutoffs, temporal_split
+from argusrec.data.splits import EVAL_ROLES, EvalRole, Split, leave_one_out, temporal_cutoffs, temporal_split
 from argusrec.data.store import SequenceStore
 from argusrec.errors import ArgusrecError
 from argusrec.eval.protocols import evaluate_next_item, evaluate_popularity
@@ -175,7 +175,7 @@ def evaluate_roles(
     store: SequenceStore,
     split: Split,
     config: RunConfig,
-    roles: tuple[str, ...],
+    roles: tuple[EvalRole, ...],
     device: torch.device,
     *,
     sampled: bool = True,
@@ -188,7 +188,7 @@ def evaluate_roles(
                 model,
                 store,
                 split,
-                role,  # type: ignore[arg-type]
+                role,
                 max_len=config.data.max_len,
                 ks=config.eval.ks,
                 filter_history=config.eval.filter_history,
