@@ -547,7 +547,7 @@ class Bench:
                 r for r in self.records if not (r["dataset"] == ds and r["model"] == q and r.get("same_run_as"))
             ]
         shape, epochs = self.scaling_terms(q, data_s)
-        grids: dict[str, list[float]] = self.args.lr_grid  # parsed once, in main
+        grids = dict(self.args.lr_grid)  # (preset, [lr, ...]) per --lr-grid; a later one for a preset wins
         for preset in sorted((p for p in presets if p != q or not shared_run), key=_preset_size):
             if preset not in grids:
                 self.train(
@@ -642,19 +642,16 @@ def plot_path(dataset: str) -> Path:
     return PLOT if dataset == SIM else PLOT.with_name(f"{PLOT.stem}-{dataset.removeprefix(SIM + '-')}.png")
 
 
-def lr_grids(items: Sequence[str]) -> dict[str, list[float]]:
-    """``--lr-grid PRESET=LR,LR,...`` (repeatable) as {preset: [lr, ...]}."""
-    out: dict[str, list[float]] = {}
-    for item in items:
-        preset, sep, lrs = item.partition("=")
-        try:
-            values = [float(x) for x in lrs.split(",") if x]
-        except ValueError:
-            values = []
-        if not sep or not preset or not values or any(v <= 0 for v in values):
-            raise SystemExit(f"--lr-grid {item!r}: expected PRESET=LR[,LR...] of positive rates (argus-3m=1e-3,3e-4)")
-        out[preset] = values
-    return out
+def lr_grid_item(item: str) -> tuple[str, list[float]]:
+    """One ``--lr-grid PRESET=LR,LR,...`` value as (preset, [lr, ...]); argparse's ``type`` for the option."""
+    preset, sep, lrs = item.partition("=")
+    try:
+        values = [float(x) for x in lrs.split(",") if x]
+    except ValueError:
+        values = []
+    if not sep or not preset or not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{item!r}: expected PRESET=LR[,LR...] of positive rates (argus-3m=1e-3,3e-4)")
+    return preset, values
 
 
 def _record_key(r: dict) -> tuple[str, str]:
@@ -1394,6 +1391,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--lr-grid",
         action="append",
+        type=lr_grid_item,
         default=[],
         metavar="PRESET=LR,LR,...",
         help="scaling: train the preset once per learning rate (records PRESET@lr=LR) and keep as its scaling record "
@@ -1401,8 +1399,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--oracle-events", type=int, default=100_000, help="test events scored by the NIP oracle")
     args = ap.parse_args(argv)
-    args.lr_grid = lr_grids(args.lr_grid)
-    for preset in args.lr_grid:
+    for preset in dict(args.lr_grid):
         if any(o.startswith("optim.lr=") for o in user_overrides(args.set, preset)):
             raise SystemExit(f"--lr-grid {preset}=... and a --set of its optim.lr: the grid sets the learning rate")
 

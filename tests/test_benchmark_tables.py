@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -152,8 +153,6 @@ def test_cpu_memory_table_pairs_the_settings_of_each_round() -> None:
 
 
 def test_epoch_cap_is_max_epochs_without_a_time_budget_and_fits_the_budget_with_one(tmp_path: Path) -> None:
-    import argparse
-
     import numpy as np
 
     (tmp_path / "events").mkdir()
@@ -459,10 +458,13 @@ def test_a_scaling_size_keeps_the_learning_rate_with_the_lowest_valid_loss_not_t
 def test_lr_grid_options_are_parsed_and_bad_ones_named() -> None:
     import argus_pretrain as ap
 
-    assert ap.lr_grids(["argus-3m=1e-3,3e-4", "argus-30m=1e-4"]) == {"argus-3m": [1e-3, 3e-4], "argus-30m": [1e-4]}
+    assert ap.lr_grid_item("argus-3m=1e-3,3e-4") == ("argus-3m", [1e-3, 3e-4])
+    assert ap.lr_grid_item("argus-30m=1e-4") == ("argus-30m", [1e-4])
     for bad in ("argus-3m", "argus-3m=", "argus-3m=fast", "=1e-3", "argus-3m=-1e-3"):
-        with pytest.raises(SystemExit, match="--lr-grid"):
-            ap.lr_grids([bad])
+        with pytest.raises(argparse.ArgumentTypeError, match="expected PRESET=LR"):
+            ap.lr_grid_item(bad)
+    with pytest.raises(SystemExit):  # argparse names the option and exits with a usage error
+        ap.main(["--lr-grid", "argus-3m=fast"])
 
 
 def test_the_scaling_plot_title_says_how_the_sizes_were_trained() -> None:
@@ -520,7 +522,6 @@ def test_a_denser_scaling_simulation_gets_its_own_dataset_section_and_plot() -> 
 
 def _bench(tmp_path, monkeypatch, records: list[dict], **args):
     """A Bench whose training, baselines and data are stubs: what scaling() trains and keeps, without training."""
-    import argparse
 
     import argus_pretrain as ap
 
@@ -528,9 +529,10 @@ def _bench(tmp_path, monkeypatch, records: list[dict], **args):
         **{
             "workdir": str(tmp_path), "device": "cpu", "deadline": float("inf"), "events": 1000, "seed": 0,
             "scaling_items": None, "scaling_epochs": 6, "scaling_budget": 100.0, "skip": "",
-            "set": [], "note": "", "threads": None, **args, "lr_grid": ap.lr_grids(args.get("lr_grid", [])),
+            "set": [], "note": "", "threads": None, **args,
+            "lr_grid": [ap.lr_grid_item(g) for g in args.get("lr_grid", [])],  # as argparse's type leaves them
         }
-    )  # fmt: skip  # main() parses --lr-grid once into {preset: [lr, ...]}
+    )  # fmt: skip
     bench = ap.Bench(ns, records)
     trained: list[tuple[str, str, list[str]]] = []
     valid = {"0.001": 6.47, "0.0003": 6.42, "0.0001": 6.44}
