@@ -405,6 +405,8 @@ class Runner:
             raise RuntimeError("needs our sasrec on the same dataset and seed first (same epochs)")
         pair = ours[-1]
         epochs = pair["epochs_run"]
+        if self.args.rectools_epochs is not None and self.args.rectools_epochs < epochs:
+            epochs = self.args.rectools_epochs  # a reduced run: compared on validation at this epoch
         from argusrec.config import load_config
         from argusrec.eval.metrics import summarize
 
@@ -456,8 +458,14 @@ class Runner:
             best_epoch=None,
             stopped_early=False,
             train_seconds=info["train_seconds"],
-            note="same sizes and epochs as our sasrec (training targets: targets_per_epoch); no model selection "
-            "(last epoch); top-50 with viewed items filtered, so MRR is MRR@50",
+            note=(
+                "same sizes and epochs as our sasrec"
+                if epochs == pair["epochs_run"]
+                else f"same sizes as our sasrec, {epochs} of its {pair['epochs_run']} epochs (reduced)"
+            )
+            + " (training targets: targets_per_epoch); no model selection (last epoch); top-50 with viewed items "
+            "filtered, so MRR is MRR@50",
+            **({"reduced_from": pair["epochs_run"]} if epochs < pair["epochs_run"] else {}),
             paired_with={k: pair.get(k) for k in PAIR_KEYS},
             targets_per_epoch={
                 "ours": train_targets(data, cfg.data.max_len, cfg.train.targets),
@@ -521,6 +529,13 @@ def main() -> None:
     add_run_options(ap, shared=SHARED, device_help="cpu | cuda (our models; RecTools runs on the CPU only)")
     ap.add_argument("--rectools-python", default="/work/rectools-venv/bin/python", help="python of a RecTools venv")
     ap.add_argument("--rectools-loss", default="sampled_softmax", help="softmax | sampled_softmax")
+    ap.add_argument(
+        "--rectools-epochs",
+        type=int,
+        default=None,
+        help="train RecTools' SASRec for this many epochs when our paired sasrec ran more (a reduced run: the NDCG "
+        "ratio is then taken on validation after that many epochs, from our run's validation curve)",
+    )
     ap.add_argument(
         "--adopt-tuned",
         action="store_true",
@@ -742,7 +757,12 @@ def how_it_ended(r: dict) -> str:
         if r.get("stopped_early")
         else ("fixed" if r["model"] == "rectools-sasrec" else "cap")
     )
-    return how + (", continued" if r.get("continued_from") else "") + (", tuning run" if r.get("adopted_from") else "")
+    return (
+        how
+        + (f", reduced from {r['reduced_from']}" if r.get("reduced_from") else "")
+        + (", continued" if r.get("continued_from") else "")
+        + (", tuning run" if r.get("adopted_from") else "")
+    )
 
 
 def _table_row(label: str, model: str, runs: list[dict]) -> str:
@@ -904,6 +924,30 @@ def _targets_words(rt: dict) -> str:
     )
 
 
+def _epochs_words(rt: dict) -> str:
+    n = rt.get("reduced_from")
+    return f"{rt['epochs_run']} epochs" if not n else f"{rt['epochs_run']} of our run's {n} epochs (a reduced run)"
+
+
+def _ndcg_ratio(ours: dict, rt: dict) -> str:
+    """NDCG@10 ours/theirs: on test after the same epochs or, for a reduced RecTools run, on validation after
+    RecTools' epochs (read off our run's validation curve, whose epochs count from 0)."""
+    om, tm = ours["metrics"], rt["metrics"]
+    if not rt.get("reduced_from"):
+        a, b = om["test/NDCG@10"], tm["test/NDCG@10"]
+        return f"test NDCG@10 = {a:.4f} / {b:.4f} = **{a / max(b, 1e-12):.2f}x**"
+    epochs = rt["epochs_run"]
+    at = {int(e): v for e, v in ours.get("valid_curve") or []}.get(epochs - 1)
+    unequal = (
+        f"test NDCG@10 is not compared at equal training: ours {om['test/NDCG@10']:.4f} (best of "
+        f"{rt['reduced_from']} epochs on validation), theirs {tm['test/NDCG@10']:.4f} (after {epochs})"
+    )
+    if at is None:
+        return f"no NDCG ratio (our run's validation curve has no point after {epochs} epochs); {unequal}"
+    b = tm["valid/NDCG@10"]
+    return f"validation NDCG@10 after {epochs} epochs = {at:.4f} / {b:.4f} = **{at / max(b, 1e-12):.2f}x** ({unequal})"
+
+
 def _rectools(rows: list[dict]) -> list[str]:
     lines: list[str] = []
     for rt in (r for r in rows if r["model"] == "rectools-sasrec" and r["metrics"]):
@@ -915,9 +959,8 @@ def _rectools(rows: list[dict]) -> list[str]:
             "",
             f"**RecTools ratio** ({rt['library']}, SASRecModel, {rt['loss']}"
             f"{' with ' + str(rt['negatives']) + ' negatives' if rt.get('negatives') else ''},"
-            f" same sizes and {rt['epochs_run']} epochs, same machine; {_targets_words(rt)}): ours/theirs",
-            f"test NDCG@10 = {om['test/NDCG@10']:.4f} / {tm['test/NDCG@10']:.4f} = "
-            f"**{om['test/NDCG@10'] / max(tm['test/NDCG@10'], 1e-12):.2f}x**; training throughput = "
+            f" same sizes and {_epochs_words(rt)}, same machine; {_targets_words(rt)}): ours/theirs",
+            f"{_ndcg_ratio(ours, rt)}; training throughput = "
             f"{om['events_per_s']:,.0f} / {tm['events_per_s']:,.0f} events/s = "
             f"**{om['events_per_s'] / tm['events_per_s']:.2f}x**; peak RSS {om['peak_rss_mb']:,.0f} / "
             f"{tm['peak_rss_mb']:,.0f} MB. (Task reference: RecTools 0.19 full softmax on Beauty ~1,060",

@@ -215,6 +215,25 @@ def test_rectools_keeps_each_users_last_window_of_training_events(tmp_path: Path
     assert loo.train_targets(tmp_path, 2, "all") == 2 + 1 + 34  # ours: all 51, in 17 chunks of 3
 
 
+def test_a_reduced_rectools_run_is_compared_on_validation_at_its_epoch() -> None:
+    ours = _run(0, 0.032, None, "2026-11-24") | {"dataset": "sports", "epochs_run": 9, "commit": "b", "seconds": 9.0}
+    ours |= {"valid_curve": [[0, 0.0128], [1, 0.026], [2, 0.0334], [3, 0.0375]]}
+    ours["metrics"]["peak_rss_mb"] = 1000.0
+    rt = {"model": "rectools-sasrec", "seed": 0, "epochs_run": 3, "reduced_from": 9, "loss": "sampled_softmax"}
+    rt |= {"library": "rectools 0.19.0", "paired_with": {k: ours.get(k) for k in loo.PAIR_KEYS}}
+    rt |= {"metrics": {"test/NDCG@10": 0.016, "valid/NDCG@10": 0.0167, "events_per_s": 50.0, "peak_rss_mb": 2000.0}}
+    ratio = loo._ndcg_ratio(ours, rt)
+    # after 3 epochs: our curve's point 2 (epochs count from 0), not our best-epoch test number
+    assert ratio.startswith("validation NDCG@10 after 3 epochs = 0.0334 / 0.0167 = **2.00x**")
+    assert "ours 0.0320 (best of 9 epochs on validation), theirs 0.0160 (after 3)" in ratio
+    assert "no NDCG ratio" in loo._ndcg_ratio(ours | {"valid_curve": [[0, 0.01]]}, rt)
+    full = rt | {"epochs_run": 9, "reduced_from": None}
+    assert loo._ndcg_ratio(ours, full) == "test NDCG@10 = 0.0320 / 0.0160 = **2.00x**"
+    (line,) = [x for x in loo._rectools([ours | {"preset": "sasrec-sports", "overrides": []}, rt]) if "same sizes" in x]
+    assert "same sizes and 3 of our run's 9 epochs (a reduced run)" in line
+    assert loo.how_it_ended(rt) == "fixed, reduced from 9"
+
+
 def test_the_rectools_ratio_says_how_the_training_targets_compare() -> None:
     assert loo._targets_words({}) == "training targets per epoch not recorded"
     same = loo._targets_words({"targets_per_epoch": {"ours": 1200, "rectools": 1200}})
