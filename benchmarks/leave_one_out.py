@@ -267,6 +267,12 @@ def tuned_run(dataset: str, model: str, seed: int, where: str, config_yaml: str,
     return None
 
 
+def run_conditions(r: dict) -> str | None:
+    """How a record's run ran (its ``--note``): for a run adopted from tune_presets.py, the tuning run's note
+    (the adopting invocation's note only says that it adopted)."""
+    return r.get("adopted_from", {}).get("note_run") or r.get("note_run")
+
+
 def has_current_record(records: list[dict], dataset: str, model: str, seed: int, where: str) -> bool:
     """A finished record of (dataset, model, seed) on this device kind (``where``) and, for our models, of the
     preset as it is now: after a preset changes ``--resume`` runs it again (the older rows stay, labelled)."""
@@ -824,7 +830,7 @@ def markdown(records: list[dict]) -> str:
             continue
         hw = sorted({r["hardware"] for r in group if r["metrics"]})
         commits = sorted({r["commit"] for r in group if r["metrics"]})
-        notes = sorted({r["note_run"] for r in group if r.get("note_run")})
+        notes = sorted({n for n in map(run_conditions, group) if n})
         lines += [f"### {title}", "", f"Hardware: {'; '.join(hw)}. Commit(s): {', '.join(commits)}.", ""]
         lines += [f"Run conditions: {n}" for n in notes] + ([""] if notes else [])
         if title.startswith("CPU"):

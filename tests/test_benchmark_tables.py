@@ -234,6 +234,15 @@ def test_a_reduced_rectools_run_is_compared_on_validation_at_its_epoch() -> None
     assert loo.how_it_ended(rt) == "fixed, reduced from 9"
 
 
+def test_an_adopted_run_shows_the_tuning_runs_conditions() -> None:
+    own = {"note_run": "CPU, 2 runs at a time"}
+    adopted = {"note_run": "adopted the tuning runs", "adopted_from": {"note_run": "CPU, 1 thread, beside another"}}
+    assert loo.run_conditions(own) == "CPU, 2 runs at a time"
+    assert loo.run_conditions(adopted) == "CPU, 1 thread, beside another"
+    assert loo.run_conditions({"adopted_from": {"grid": "g"}, "note_run": "n"}) == "n"  # tuning run without a note
+    assert loo.run_conditions({}) is None
+
+
 def test_the_rectools_ratio_says_how_the_training_targets_compare() -> None:
     assert loo._targets_words({}) == "training targets per epoch not recorded"
     same = loo._targets_words({"targets_per_epoch": {"ours": 1200, "rectools": 1200}})
