@@ -18,6 +18,11 @@ backward, optimizer step; batch loading excluded), which is how argusrec's train
 throughput.
 
     /work/rectools-venv/bin/python benchmarks/rectools_sasrec.py --data data/beauty --out /tmp/rt --epochs 5
+
+The environment (the default ``--rectools-python`` of leave_one_out.py and rectools_throughput.py):
+
+    python3 -m venv /work/rectools-venv
+    /work/rectools-venv/bin/pip install torch==2.13.0 "rectools[torch]==0.19.0"
 """
 
 from __future__ import annotations
