@@ -274,6 +274,41 @@ def test_run_logs_drop_torn_rows_and_widen_header(
     assert [r["epoch"] for r in read_csv(tmp_path / METRICS_LOG)] == ["0"]
 
 
+def test_run_logs_write_tensorboard_scalars_and_a_resume_purges_the_later_ones(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def scalars(tag: str) -> list[tuple[int, float]]:
+        acc = EventAccumulator(str(tmp_path / "tensorboard"))
+        acc.Reload()
+        return [(e.step, round(e.value, 6)) for e in acc.Scalars(tag)]
+
+    logs = RunLogs(tmp_path)
+    for step in (1, 2, 3):
+        logs.log_train({"step": step, "epoch": 0, "loss": 1.0 / step})
+    logs.log_metrics(0, 3, {"valid/NDCG@10": 0.25})
+    logs.close()
+    assert scalars("train/loss") == [(1, 1.0), (2, 0.5), (3, round(1 / 3, 6))]
+    assert scalars("valid/NDCG@10") == [(3, 0.25)]
+    resumed = RunLogs(tmp_path, resume_step=1, resume_epoch=0)  # steps after 1 are replayed: their events go
+    resumed.log_train({"step": 2, "epoch": 0, "loss": 0.75})
+    resumed.close()
+    assert scalars("train/loss") == [(1, 1.0), (2, 0.75)]
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def fit_with_bar(run_dir: Path) -> str:
+        torch.manual_seed(123)
+        fit(TinyModel(), NextItemTask(Sampler(1), None), toy_batches(), optim=OPTIM, train=train_cfg(max_steps=3),
+            run_dir=run_dir, evaluate=score, progress=True, tensorboard=False)  # fmt: skip
+        return capsys.readouterr().err
+
+    assert "step/s" not in fit_with_bar(tmp_path / "a")  # stderr captured: not a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    err = fit_with_bar(tmp_path / "b")
+    assert "3/3" in err and "step/s" in err and "loss=" in err, err[-500:]  # steps done / planned, the loss
+
+
 def test_cpu_runs_release_freed_memory_every_n_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """release_memory_every=N trims the heap after steps N, 2N, ... (CPU); null never; the run is unchanged."""
     import argusrec.training.loop as loop_module
