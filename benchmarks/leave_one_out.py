@@ -935,6 +935,18 @@ def _epochs_words(rt: dict) -> str:
     return f"{rt['epochs_run']} epochs" if not n else f"{rt['epochs_run']} of our run's {n} epochs (a reduced run)"
 
 
+def _when_words(ours: dict, rt: dict) -> str:
+    """Whether the two sides of a RecTools ratio were measured together: runs of different days may have run on
+    different machines (the hardware label of older records does not tell 2-core machines apart)."""
+    a, b = ours.get("date"), rt.get("date")
+    if a and b and a != b:
+        return (
+            f"The two were measured on different days (ours {a} on {ours['hardware']}; RecTools {b} on "
+            f"{rt['hardware']}), so the throughput ratio may compare two machines."
+        )
+    return "The two were measured one after the other on the same machine (see the run conditions for how busy it was)."
+
+
 def _ndcg_ratio(ours: dict, rt: dict) -> str:
     """NDCG@10 ours/theirs: on test after the same epochs or, for a reduced RecTools run, on validation after
     RecTools' epochs (read off our run's validation curve, whose epochs count from 0)."""
@@ -965,15 +977,15 @@ def _rectools(rows: list[dict]) -> list[str]:
             "",
             f"**RecTools ratio** ({rt['library']}, SASRecModel, {rt['loss']}"
             f"{' with ' + str(rt['negatives']) + ' negatives' if rt.get('negatives') else ''},"
-            f" same sizes and {_epochs_words(rt)}, same machine; {_targets_words(rt)}): ours/theirs",
+            f" same sizes and {_epochs_words(rt)}; {_targets_words(rt)}): ours/theirs",
             f"{_ndcg_ratio(ours, rt)}; training throughput = "
             f"{om['events_per_s']:,.0f} / {tm['events_per_s']:,.0f} events/s = "
             f"**{om['events_per_s'] / tm['events_per_s']:.2f}x**; peak RSS {om['peak_rss_mb']:,.0f} / "
             f"{tm['peak_rss_mb']:,.0f} MB. (Task reference: RecTools 0.19 full softmax on Beauty ~1,060",
             "events/s, 4.4 GB.) RecTools has no validation-based selection here (its last epoch is scored);",
             f"its loss uses dot-product logits and negatives drawn per position; ours {_loss_words(ours)}.",
-            "The two were measured one after the other on the same machine (see the run conditions for how",
-            "busy it was). The throughput of the current preset against RecTools, step for step on the same",
+            _when_words(ours, rt),
+            "The throughput of the current preset against RecTools, step for step on the same",
             "configuration, is in the section of `benchmarks/rectools_throughput.py`.",
         ]
     return lines

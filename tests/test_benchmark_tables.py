@@ -232,6 +232,10 @@ def test_a_reduced_rectools_run_is_compared_on_validation_at_its_epoch() -> None
     (line,) = [x for x in loo._rectools([ours | {"preset": "sasrec-sports", "overrides": []}, rt]) if "same sizes" in x]
     assert "same sizes and 3 of our run's 9 epochs (a reduced run)" in line
     assert loo.how_it_ended(rt) == "fixed, reduced from 9"
+    hw = {"hardware": "cpu A"}
+    assert "same machine" in loo._when_words(ours | hw, rt | hw)  # no date on the RecTools side: as recorded
+    apart = loo._when_words(ours | hw, rt | {"date": "2026-11-25", "hardware": "cpu B"})
+    assert apart.startswith("The two were measured on different days (ours 2026-11-24 on cpu A; RecTools 2026-11-25")
 
 
 def test_an_adopted_run_shows_the_tuning_runs_conditions() -> None:
