@@ -410,9 +410,8 @@ class Runner:
         if not ours or "epochs_run" not in ours[-1]:
             raise RuntimeError("needs our sasrec on the same dataset and seed first (same epochs)")
         pair = ours[-1]
-        epochs = pair["epochs_run"]
-        if self.args.rectools_epochs is not None and self.args.rectools_epochs < epochs:
-            epochs = self.args.rectools_epochs  # a reduced run: compared on validation at this epoch
+        epochs = min(pair["epochs_run"], self.args.rectools_epochs or pair["epochs_run"])
+        reduced = {"reduced_from": pair["epochs_run"]} if epochs < pair["epochs_run"] else {}  # compared on valid
         from argusrec.config import load_config
         from argusrec.eval.metrics import summarize
 
@@ -464,14 +463,9 @@ class Runner:
             best_epoch=None,
             stopped_early=False,
             train_seconds=info["train_seconds"],
-            note=(
-                "same sizes and epochs as our sasrec"
-                if epochs == pair["epochs_run"]
-                else f"same sizes as our sasrec, {epochs} of its {pair['epochs_run']} epochs (reduced)"
-            )
-            + " (training targets: targets_per_epoch); no model selection (last epoch); top-50 with viewed items "
-            "filtered, so MRR is MRR@50",
-            **({"reduced_from": pair["epochs_run"]} if epochs < pair["epochs_run"] else {}),
+            note="same sizes and epochs as our sasrec, or fewer epochs where reduced_from says (training targets: "
+            "targets_per_epoch); no model selection (last epoch); top-50 with viewed items filtered, so MRR is MRR@50",
+            **reduced,
             paired_with={k: pair.get(k) for k in PAIR_KEYS},
             targets_per_epoch={
                 "ours": train_targets(data, cfg.data.max_len, cfg.train.targets),
@@ -549,6 +543,8 @@ def main() -> None:
         "kind) instead of training it again",
     )
     args = ap.parse_args()
+    if args.rectools_epochs is not None and args.rectools_epochs < 1:
+        ap.error(f"argument --rectools-epochs: {args.rectools_epochs} is not a positive number of epochs")
     stop_children_on_exit()
     globals()["SHARED"] = Path(args.shared)
     records = read_results(BENCH, keep=args.render_only or args.resume)

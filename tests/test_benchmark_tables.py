@@ -238,6 +238,13 @@ def test_a_reduced_rectools_run_is_compared_on_validation_at_its_epoch() -> None
     assert apart.startswith("The two were measured on different days (ours 2026-11-24 on cpu A; RecTools 2026-11-25")
 
 
+def test_rectools_epochs_must_be_positive(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["leave_one_out.py", "--rectools-epochs", "0"])
+    with pytest.raises(SystemExit) as stop:
+        loo.main()
+    assert stop.value.code == 2 and "--rectools-epochs: 0 is not a positive number" in capsys.readouterr().err
+
+
 def test_an_adopted_run_shows_the_tuning_runs_conditions() -> None:
     own = {"note_run": "CPU, 2 runs at a time"}
     adopted = {"note_run": "adopted the tuning runs", "adopted_from": {"note_run": "CPU, 1 thread, beside another"}}
